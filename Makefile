@@ -1,0 +1,53 @@
+# The one task runner. `make demo` and `make test` set everything up from nothing (as root on Debian/Ubuntu).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SETUP_HASH := $(shell cat pyproject.toml scripts/system-packages.txt | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.stamp-$(SETUP_HASH)
+PYTEST := $(BIN)/python -m pytest
+TIMED := scripts/timed.sh
+
+.PHONY: setup demo test lint unit lab bench clean lab-down
+
+setup: $(STAMP)
+
+$(STAMP):
+	scripts/install-system-packages.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.stamp-*
+	touch $@
+
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+test: setup
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory lab
+
+lint: setup
+	@$(TIMED) lint bash -c 'set -e; \
+	  $(BIN)/ruff check . ; \
+	  $(BIN)/ruff format --check . ; \
+	  $(BIN)/mypy ; \
+	  $(BIN)/lint-imports --no-cache ; \
+	  $(BIN)/yamllint -s . ; \
+	  $(BIN)/ansible-lint -q'
+
+unit: setup
+	@$(TIMED) unit $(PYTEST) tests/unit -m "not lab"
+
+lab: setup
+	@$(TIMED) lab $(PYTEST) tests/lab -m lab
+
+bench: setup
+	@$(TIMED) bench bash -c 'for b in bench/bench_*.py; do $(BIN)/python "$$b" || exit 1; done'
+
+lab-down:
+	-$(BIN)/patchbrain lab down --all
+
+clean: lab-down
+	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache

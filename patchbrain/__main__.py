@@ -1,0 +1,5 @@
+"""`python -m patchbrain` is the CLI."""
+
+from patchbrain.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Executor: discovery and wave rollouts through ansible-runner."""

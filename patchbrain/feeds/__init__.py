@@ -1,0 +1,1 @@
+"""Vulnerability intelligence: parse real feed formats into one normalized CVE record."""

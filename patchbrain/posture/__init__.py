@@ -1,0 +1,1 @@
+"""Posture: SELinux and firewall snapshots, and the drift gate that compares them."""

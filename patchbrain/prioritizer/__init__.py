@@ -1,0 +1,1 @@
+"""Prioritizer: LightGBM risk model trained on real NVD features with CISA KEV labels."""

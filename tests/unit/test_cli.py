@@ -1,0 +1,46 @@
+"""The CLI's contract: help, version, and exit codes mapped from the error tree."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from patchbrain import cli
+from patchbrain.errors import BadInput, DriftDetected, HaltedOnFailures, RefusedByPolicy
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    assert "COMMAND" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (BadInput("x", source="f.yml", field="hosts"), 2),
+        (DriftDetected("x"), 3),
+        (HaltedOnFailures("x"), 4),
+        (RefusedByPolicy("x"), 5),
+        (RuntimeError("boom"), 1),
+    ],
+)
+def test_errors_map_to_exit_codes(monkeypatch, capsys, error, code):
+    def boom(_args: argparse.Namespace) -> int:
+        raise error
+
+    parser = cli.build_parser()
+    real_parse = parser.parse_args
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(parser, "parse_args", lambda argv: argparse.Namespace(verbose=0, func=boom))
+    assert cli.main(["anything"]) == code
+    assert real_parse is not None
+    assert "patchbrain:" in capsys.readouterr().err
+
+
+def test_bad_input_names_source_and_field():
+    err = BadInput("must be vm or baremetal", source="inventory/hosts.yml:web1", field="patchbrain_platform")
+    assert "inventory/hosts.yml:web1" in str(err)
+    assert "patchbrain_platform" in str(err)

@@ -1,0 +1,39 @@
+"""The SQLite store: WAL mode, durable commits, per-component migrations applied once and in order."""
+
+from __future__ import annotations
+
+import pytest
+
+from patchbrain.store import Store, StoreError
+
+
+def test_store_uses_wal_and_full_sync(tmp_path):
+    store = Store(tmp_path / "s.db")
+    conn = store.connection()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_migrations_apply_once_in_order(tmp_path):
+    path = tmp_path / "s.db"
+    v1 = ["CREATE TABLE t (a INTEGER)"]
+    Store(path).migrate("demo", v1)
+    Store(path).migrate("demo", [*v1, "ALTER TABLE t ADD COLUMN b TEXT"])
+    cols = [r[1] for r in Store(path).connection().execute("PRAGMA table_info(t)")]
+    assert cols == ["a", "b"]
+
+
+def test_newer_schema_than_code_is_refused(tmp_path):
+    path = tmp_path / "s.db"
+    Store(path).migrate("demo", ["CREATE TABLE t (a INTEGER)", "CREATE TABLE u (a INTEGER)"])
+    with pytest.raises(StoreError, match="newer"):
+        Store(path).migrate("demo", ["CREATE TABLE t (a INTEGER)"])
+
+
+def test_transaction_rolls_back_on_error(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.migrate("demo", ["CREATE TABLE t (a INTEGER)"])
+    with pytest.raises(ZeroDivisionError), store.transaction() as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+        _ = 1 / 0
+    assert store.connection().execute("SELECT count(*) FROM t").fetchone()[0] == 0

@@ -1,0 +1,1 @@
+"""patchbrain-tui: a Textual client of patchbrain's public API."""
