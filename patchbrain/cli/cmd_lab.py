@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ssh.set_defaults(func=_ssh)
 
     reset = lab.add_parser("reset", help="wipe a host's changes and boot it again (about a second)")
-    reset.add_argument("host", metavar="HOST")
+    reset.add_argument("hosts", nargs="+", metavar="HOST")
     reset.set_defaults(func=_reset)
 
     ping = lab.add_parser("ping", help="run the shipped ping playbook against the lab with ansible-playbook")
@@ -129,8 +129,8 @@ def _ssh(args: argparse.Namespace) -> int:
 def _reset(args: argparse.Namespace) -> int:
     from patchbrain.lab import Lab
 
-    Lab().reset(args.host)
-    print(f"{args.host} reset")
+    Lab().reset(*args.hosts)
+    print(f"reset {' '.join(args.hosts)}")
     return 0
 
 

@@ -229,33 +229,44 @@ class Lab:
 
     # -- reset ----------------------------------------------------------------------------------------
 
-    def reset(self, name: str) -> None:
-        """Stop `name`, wipe its overlay upper dir and boot it again: a fresh host with a new host key."""
-        names.host_index(name)
+    def reset(self, *hosts: str) -> None:
+        """Stop each host, wipe its overlay upper dir and boot it again: fresh hosts with new host keys.
+
+        With no names, every recorded host is reset. Hosts restart in parallel (about a second in all).
+        """
+        for name in hosts:
+            names.host_index(name)
         _preflight()
         with self._lock():
             st = self._load()
-            rec = st.hosts.get(name)
-            if rec is None or st.base is None:
-                raise BadInput("no such host in this lab (see `patchbrain lab status`)", source=name)
-            net.kill_namespaces([rec.netns])
-            host.reap(self._launchers.pop(name, None))
-            host.prepare_dirs(Path(rec.dir), wipe=True)
-            if not (net.NETNS_DIR / rec.netns).exists():
-                subnet = ipaddress.IPv4Network(st.subnet or "")
-                self._teardown_host(rec, keep_dir=True)
-                net.create_bridge(self.names.bridge, names.bridge_address(subnet), 24)
-                net.create_host_net(
-                    netns=rec.netns,
-                    veth=rec.veth,
-                    peer=rec.peer,
-                    bridge=self.names.bridge,
-                    address=ipaddress.IPv4Address(rec.address),
-                    prefixlen=24,
+            wanted = list(hosts) or sorted(st.hosts, key=lambda h: st.hosts[h].index)
+            missing = [h for h in wanted if h not in st.hosts]
+            if missing or st.base is None or st.subnet is None:
+                raise BadInput(
+                    "no such host in this lab (see `patchbrain lab status`)",
+                    source=missing[0] if missing else None,
                 )
-            self._start(rec, self.dir / "bin/launch.sh", self.dir / "bin/init.sh", st)
+            recs = [st.hosts[h] for h in wanted]
+            net.kill_namespaces([r.netns for r in recs])
+            for rec in recs:
+                _kill_launcher(rec)
+                host.reap(self._launchers.pop(rec.name, None))
+                host.prepare_dirs(Path(rec.dir), wipe=True)
+                if not (net.NETNS_DIR / rec.netns).exists():
+                    subnet = ipaddress.IPv4Network(st.subnet)
+                    self._teardown_host(rec, keep_dir=True)
+                    net.create_bridge(self.names.bridge, names.bridge_address(subnet), 24)
+                    net.create_host_net(
+                        netns=rec.netns,
+                        veth=rec.veth,
+                        peer=rec.peer,
+                        bridge=self.names.bridge,
+                        address=ipaddress.IPv4Address(rec.address),
+                        prefixlen=24,
+                    )
+                self._start(rec, self.dir / "bin/launch.sh", self.dir / "bin/init.sh", st)
             self._save(st)
-            self._wait([rec])
+            self._wait(recs)
             self._write_access_files(st)
 
     # -- down -----------------------------------------------------------------------------------------
