@@ -275,7 +275,9 @@ def verify(public: PublicKey, data: bytes, signature: bytes) -> None:
             decoded.mldsa65, msg, _MLDSA_CONTEXT
         )
     except InvalidSignature as exc:
-        raise SignatureError(f"the ML-DSA-65 part of the signature does not verify for {public.name}") from exc
+        raise SignatureError(
+            f"the ML-DSA-65 part of the signature does not verify for {public.name}"
+        ) from exc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -443,14 +445,18 @@ class KeyStore:
                 parts.append(serialization.load_pem_private_key(pem.encode("ascii"), password=pw))
             except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
                 if doc.get("encrypted"):
-                    raise KeyLocked(f"cannot decrypt the key: wrong passphrase? ({exc})", source=path) from exc
+                    raise KeyLocked(
+                        f"cannot decrypt the key: wrong passphrase? ({exc})", source=path
+                    ) from exc
                 raise BadInput(f"cannot load the key part ({exc})", source=path, field=field) from exc
         ed, ml = parts
         if not isinstance(ed, ed25519.Ed25519PrivateKey) or not isinstance(ml, mldsa.MLDSA65PrivateKey):
             raise BadInput("key parts are not Ed25519 and ML-DSA-65", source=path)
         key = PrivateKey(name=name, ed25519=ed, mldsa65=ml)
         if doc.get("fingerprint") != key.public.fingerprint:
-            raise BadInput("the key's fingerprint does not match its content", source=path, field="fingerprint")
+            raise BadInput(
+                "the key's fingerprint does not match its content", source=path, field="fingerprint"
+            )
         return key
 
     def public(self, name: str) -> PublicKey:

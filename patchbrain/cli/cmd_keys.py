@@ -97,7 +97,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "keys",
         help="hybrid Ed25519 + ML-DSA-65 signing keys",
-        description="Signing keys live in $PATCHBRAIN_KEYS (default: <state dir>/keys); private keys are 0600.",
+        description="Signing keys live in $PATCHBRAIN_KEYS (default: <state dir>/keys); "
+        "private keys are 0600.",
     )
     ksub = parser.add_subparsers(dest="keys_command", metavar="SUBCOMMAND", required=True)
 
