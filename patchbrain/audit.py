@@ -497,7 +497,7 @@ def _classify_broken_link(
     """Name what happened at `row`, whose prev_hash is not the hash of the record before it."""
     seq = int(row["seq"])
     found = conn.execute("SELECT seq FROM audit_log WHERE record_hash = ?", (row["prev_hash"],)).fetchone()
-    target = int(found[0]) if found else None
+    target = int(found[0]) if found else 0 if row["prev_hash"] == GENESIS_HASH else None
     if target is not None and target > seq:
         return Problem(
             "reordered",
