@@ -382,3 +382,29 @@ def test_checkpoint_from_dict_refuses_bad_fields():
                 "signature": "s",
             }
         )
+
+
+@pytest.mark.parametrize("k", [1, 4095, 4096, 4097, 5000])
+def test_break_across_fetch_chunks_counts_the_good_prefix(tmp_path, keystore, k):
+    """The verifier reads in chunks; a break at any position, chunk edges included, is named exactly."""
+    path = tmp_path / "a.db"
+    log = make_log(path, 5000)
+    edit_actor(attacker(path), k)
+    result = log.verify(keystore)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.seq, result.records, result.last_seq) == (
+        "edited",
+        k,
+        k - 1,
+        k - 1,
+    )
+
+
+@pytest.mark.parametrize("k", [4096, 4097])
+def test_insert_at_a_chunk_edge_is_named(tmp_path, keystore, k):
+    path = tmp_path / "a.db"
+    log = make_log(path, 5000)
+    insert_naive(attacker(path), k)
+    result = log.verify(keystore)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.seq) == ("inserted", k)
