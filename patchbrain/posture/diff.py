@@ -30,6 +30,9 @@ MODE_RANK = {"disabled": 0, "permissive": 1, "enforcing": 2}
 ZONE_TARGET_RANK = {"ACCEPT": 0, "default": 1, "%%REJECT%%": 2, "REJECT": 2, "DROP": 3}
 UFW_RANK = {"allow": 0, "reject": 1, "deny": 1, "disabled": 1}
 MAX_EXAMPLES = 3
+FIREWALL_PROBES = frozenset(
+    {"nft_ruleset", "iptables_save", "ip6tables_save", "iptables_legacy_save", "ip6tables_legacy_save"}
+)
 
 
 def diff(before: Snapshot, after: Snapshot) -> list[Change]:
@@ -48,7 +51,11 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
             )
         )
     changes += diff_selinux(host, before.selinux, after.selinux)
-    changes += diff_ruleset(host, before.ruleset, after.ruleset)
+    vanished = set(before.sources) - set(after.sources)
+    if (
+        not vanished & FIREWALL_PROBES
+    ):  # else the unknown above says it; a missing tool is not an empty ruleset
+        changes += diff_ruleset(host, before.ruleset, after.ruleset)
     changes += diff_firewalld(host, before.firewalld, after.firewalld)
     changes += diff_ufw(host, before.ufw, after.ufw)
     changes += diff_sockets(host, before.sockets, after.sockets)
@@ -237,7 +244,8 @@ def diff_ruleset(host: str, before: Ruleset, after: Ruleset) -> list[Change]:
             )
             continue
         if old is None and new is not None:
-            if new.unsupported is not None and not new.chains:
+            out += _diff_chains(host, Table(new.family, new.name, (), source=new.source), new)
+            if new.unsupported is not None:
                 out.append(
                     _c(
                         host,
@@ -269,6 +277,20 @@ def diff_ruleset(host: str, before: Ruleset, after: Ruleset) -> list[Change]:
 
 def _diff_chains(host: str, old: Table, new: Table) -> list[Change]:
     out: list[Change] = []
+    for added in new.chains:
+        if old.chain(added.name) is None and added.type != "filter" and added.rules:
+            name = _chain_name(new, added)
+            out.append(
+                _c(
+                    host,
+                    "firewall",
+                    "firewall.chain_outside_model",
+                    "unknown",
+                    f"chain {name}",
+                    f"new {added.type} chain {name} with {len(added.rules)} rules; {added.type} chains "
+                    "(address and port rewriting) are outside the model",
+                )
+            )
     for oc in old.chains:
         nc = new.chain(oc.name)
         name = _chain_name(old, oc)
@@ -286,7 +308,8 @@ def _diff_chains(host: str, old: Table, new: Table) -> list[Change]:
             )
             continue
         if oc.rules and not nc.rules:
-            deny = any(r.verdict in DENY for r in oc.rules)
+            # a base chain that still drops by policy lost no protection by being flushed
+            deny = any(r.verdict in DENY for r in oc.rules) and not (nc.is_base and nc.policy == "drop")
             out.append(
                 _c(
                     host,
@@ -451,11 +474,13 @@ def diff_firewalld(host: str, b: FirewalldState | None, a: FirewalldState | None
                 after="running" if a.running else "not running",
             )
         )
+    if not (b.running and a.running):
+        return out  # a stopped firewalld lists no zones; the state change above says it all
     bz = {z.name: z for z in b.zones}
     az = {z.name: z for z in a.zones}
     b_default = next((z.name for z in b.zones if z.default), None)
     a_default = next((z.name for z in a.zones if z.default), None)
-    if b.running and a.running and b_default != a_default:
+    if b_default != a_default:
         out.append(
             _c(
                 host,
@@ -666,6 +691,8 @@ def diff_ufw(host: str, b: UfwState | None, a: UfwState | None) -> list[Change]:
                 after="active" if a.active else "inactive",
             )
         )
+    if not (b.active and a.active):
+        return out  # an inactive ufw lists no defaults or rules; the state change above says it all
     bd, ad = dict(b.defaults), dict(a.defaults)
     for direction in sorted(set(bd) | set(ad)):
         old, new = bd.get(direction), ad.get(direction)

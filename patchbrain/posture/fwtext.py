@@ -159,7 +159,8 @@ def box_text(box: Sequence[IntervalSet], family: int) -> str:
     l4 = box[Field.L4]
     full = {f: (field_domain(f, family),) for f in Field}
     if l4 != full[Field.L4]:
-        words.append(set_text(Field.L4, l4, family))
+        text = set_text(Field.L4, l4, family)
+        words.append(text if len(l4) == 1 and l4[0][0] == l4[0][1] else f"l4proto {text}")
     ports_apply = any(v in PORT_PROTOCOLS for lo, hi in l4 for v in range(lo, min(hi, lo + 300) + 1))
     icmp_applies = any(lo <= p <= hi for lo, hi in l4 for p in (1, 58))
     for f in (
