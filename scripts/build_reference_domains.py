@@ -43,7 +43,8 @@ def main() -> int:
     counts = count_domains(args.data, before)
     keep = sorted(d for d, n in counts.items() if n >= args.min_cves)
     header = (
-        f"# Registrable domains cited by at least {args.min_cves} distinct CVEs published before {args.before}\n"
+        f"# Registrable domains cited by at least {args.min_cves} distinct CVEs published before "
+        f"{args.before}\n"
         "# in the NVD JSON 1.1 feeds (snapshot 2021-05-10). Built by scripts/build_reference_domains.py.\n"
         "# This product uses data from the NVD API but is not endorsed or certified by the NVD.\n"
     )

@@ -284,7 +284,8 @@ def _trust(args: argparse.Namespace) -> int:
         print_json(info)
     else:
         print(
-            f"trusting {args.root} (root v{info['root_version']}, sha256 {info['root_sha256'][:16]}) as {args.name!r}"
+            f"trusting {args.root} (root v{info['root_version']}, "
+            f"sha256 {info['root_sha256'][:16]}) as {args.name!r}"
         )
     return 0
 

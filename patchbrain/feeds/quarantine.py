@@ -181,8 +181,8 @@ class Quarantine:
         """Hold one item back (inside the caller's transaction); returns its quarantine id."""
         text = _canonical(item)
         cur = tx.execute(
-            "INSERT INTO quarantine(cve_id, source, kind, file, file_id, sync_id, reasons, item, item_sha256, "
-            "quarantined_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO quarantine(cve_id, source, kind, file, file_id, sync_id, reasons, item, "
+            "item_sha256, quarantined_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 cve_id,
                 source,

@@ -17,8 +17,9 @@ Screens (names are stable: they appear in the quarantine table and the audit log
   advisory are normal and not flagged).
 - `uncorroborated`: a CVE that would drive priority (CVSS >= 7 or KEV-listed) that no second source
   family (NVD, CVE 5 / CNA, KEV, EPSS, OSV) knows.
-- `domain_not_allowed`: a reference tagged as a patch, or a record whose references are mostly, on
-  domains outside the allow-list (default: domains real NVD records cite).
+- `domain_not_allowed`: a reference tagged as a patch on a domain neither allow-listed (default: domains
+  that >= 3 real NVD records cite) nor the CPE vendor's or product's own; or a record claiming critical
+  severity (>= 9) with no reference on such a domain.
 - `kev_unknown`: a KEV entry for a CVE no other feed knows.
 """
 
@@ -28,6 +29,7 @@ import collections
 import dataclasses
 import datetime as dt
 import importlib.resources
+import itertools
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -94,16 +96,16 @@ class ScreenConfig:
 
     allow_domains: frozenset[str]
     priority_score: float = 7.0
+    critical_score: float = 9.0
     require_corroboration: bool = True
     score_tolerance: float = 0.05
     burst_window_days: int = 30
-    burst_factor: float = 3.0
-    burst_min: int = 40
-    near_dup_text: float = 0.75
+    burst_factor: float = 4.0
+    burst_min: int = 100
+    near_dup_text: float = 0.9
     near_dup_refs: float = 0.5
     near_dup_days: int = 14
     max_posting: int = 40
-    foreign_ref_share: float = 0.5
     disabled: frozenset[str] = frozenset()
 
 
@@ -151,10 +153,7 @@ def load_allow_domains(path: Any) -> frozenset[str]:
 
 def _shingles(text: str) -> np.ndarray:
     words = _WORD_RE.findall(text.lower())
-    if len(words) < 2:
-        grams = words
-    else:
-        grams = [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    grams = words if len(words) < 2 else [f"{a} {b}" for a, b in itertools.pairwise(words)]
     if not grams:
         return np.zeros(0, dtype=np.uint64)
     return np.fromiter({zlib.crc32(g.encode()) for g in grams}, dtype=np.uint64)
@@ -162,11 +161,24 @@ def _shingles(text: str) -> np.ndarray:
 
 def minhash(text: str) -> np.ndarray:
     """A 64-value MinHash signature of the description's word pairs (all-max for empty text)."""
-    sh = _shingles(text)
-    if sh.size == 0:
-        return np.full(_NUM_PERM, np.uint32(0xFFFFFFFF), dtype=np.uint32)
-    vals = (_PERM_A[:, None] * sh[None, :] + _PERM_B[:, None]) % _PRIME
-    return vals.min(axis=1).astype(np.uint32)
+    sig: np.ndarray = minhash_many([text])[0]
+    return sig
+
+
+def minhash_many(texts: Sequence[str], chunk: int = 4000) -> np.ndarray:
+    """MinHash signatures of many texts at once (one row per text), vectorized in chunks."""
+    out = np.full((len(texts), _NUM_PERM), np.uint32(0xFFFFFFFF), dtype=np.uint32)
+    for start in range(0, len(texts), chunk):
+        parts = [_shingles(t) for t in texts[start : start + chunk]]
+        lengths = np.array([p.size for p in parts], dtype=np.int64)
+        nonempty = np.flatnonzero(lengths)
+        if nonempty.size == 0:
+            continue
+        flat = np.concatenate([parts[i] for i in nonempty])
+        vals = (_PERM_A[:, None] * flat[None, :] + _PERM_B[:, None]) % _PRIME
+        offsets = np.concatenate(([0], np.cumsum(lengths[nonempty])[:-1]))
+        out[start + nonempty] = np.minimum.reduceat(vals, offsets, axis=1).T.astype(np.uint32)
+    return out
 
 
 def _norm_url(url: str) -> int:
@@ -231,8 +243,8 @@ class History:
         self._day: list[int | None] = []
         self._urls: list[frozenset[int]] = []
         self._products: list[frozenset[int]] = []
-        self._sigs: list[np.ndarray] = []
-        self._sig_matrix: np.ndarray | None = None
+        self._texts: list[str] = []
+        self._sig_matrix: np.ndarray = np.zeros((0, _NUM_PERM), dtype=np.uint32)
         self._bands: list[dict[bytes, list[int]]] = [{} for _ in range(_BANDS)]
         self._url_index: dict[int, list[int]] = collections.defaultdict(list)
         self.window_days = 30
@@ -262,18 +274,26 @@ class History:
         self._day.append(day)
         self._urls.append(urls)
         self._products.append(_product_set(rec))
-        sig = minhash(rec.description)
-        self._sigs.append(sig)
-        self._sig_matrix = None
-        if rec.description:
-            for b in range(_BANDS):
-                self._bands[b].setdefault(sig[b * _ROWS : (b + 1) * _ROWS].tobytes(), []).append(i)
+        self._texts.append(rec.description)
         for u in urls:
             self._url_index[u].append(i)
 
     def knows(self, cve_id: str) -> set[str]:
         """The source families that know `cve_id`."""
         return self.families.get(cve_id, set())
+
+    def _flush(self) -> None:
+        """Sign and band the records added since the last flush (batched: much faster than one by one)."""
+        done = len(self._sig_matrix)
+        if done == len(self._texts):
+            return
+        sigs = minhash_many(self._texts[done:])
+        self._sig_matrix = np.vstack([self._sig_matrix, sigs])
+        for k, sig in enumerate(sigs):
+            if not self._texts[done + k]:
+                continue
+            for b in range(_BANDS):
+                self._bands[b].setdefault(sig[b * _ROWS : (b + 1) * _ROWS].tobytes(), []).append(done + k)
 
     # -- near duplicates -----------------------------------------------------------------------------
 
@@ -293,12 +313,11 @@ class History:
         self, rec: CveRecord, sig: np.ndarray, cfg: ScreenConfig
     ) -> tuple[str, float, float, float] | None:
         """The most similar indexed record that looks copied: (id, text, refs, products similarity)."""
+        self._flush()
         urls = _url_set(rec)
         cand = self.candidates(sig, urls, cfg.max_posting)
         if not cand:
             return None
-        if self._sig_matrix is None or len(self._sig_matrix) != len(self._sigs):
-            self._sig_matrix = np.vstack(self._sigs) if self._sigs else np.zeros((0, _NUM_PERM), np.uint32)
         idx = np.fromiter(cand, dtype=np.int64)
         text = (self._sig_matrix[idx] == sig[None, :]).mean(axis=1) if rec.description else np.zeros(len(idx))
         day = _day(rec.published)
@@ -318,8 +337,9 @@ class History:
             t = float(text[j])
             r = _jaccard(urls, self._urls[i])
             p = _jaccard(prods, self._products[i])
-            copied = (t >= cfg.near_dup_text and (r >= cfg.near_dup_refs or p >= 0.5 or t >= 0.9)) or (
-                r >= 0.8 and len(urls) >= 2 and (p >= 0.5 or t >= 0.4)
+            # Copied text with copied references, or a copied reference list with similar text.
+            copied = (t >= cfg.near_dup_text and r >= cfg.near_dup_refs) or (
+                r >= 0.8 and len(urls) >= 2 and t >= 0.6
             )
             if copied and (best is None or t + r + p > best[1] + best[2] + best[3]):
                 best = (self._ids[i], t, r, p)
@@ -355,24 +375,42 @@ def _severity_raised(rec: CveRecord, source: str, history: History) -> Iterator[
         )
 
 
-def _domains(rec: CveRecord, cfg: ScreenConfig) -> Iterator[Flag]:
+def _vendor_labels(rec: CveRecord) -> set[str]:
+    """CPE vendor and product names, squashed ("hongcms_project" -> "hongcms")."""
+    out = set()
+    for cpe in rec.cpes:
+        parts = cpe.split(":")
+        for name in parts[3:5]:
+            name = re.sub(r"_(project|foundation|team|inc)$", "", name.lower())
+            out.add(re.sub(r"[^a-z0-9]", "", name))
+    out.discard("")
+    return out
+
+
+def _domains(rec: CveRecord, cfg: ScreenConfig, critical: bool) -> Iterator[Flag]:
+    """Patch links must point to allow-listed domains or the vendor's own; a record claiming critical
+    severity needs at least one reference on such a domain."""
     if not rec.references:
         return
+    vendors = _vendor_labels(rec)
     foreign = []
     for ref in rec.references:
         dom = registrable_domain(ref.url)
-        if dom is None or dom not in cfg.allow_domains:
+        if dom is None or (
+            dom not in cfg.allow_domains and re.sub(r"[^a-z0-9]", "", dom.split(".")[0]) not in vendors
+        ):
             foreign.append((ref, dom))
     patches = [(r, d) for r, d in foreign if "Patch" in r.tags]
     if patches:
         yield Flag(
             "domain_not_allowed",
-            "patch source on a domain not allow-listed: " + ", ".join(sorted({str(d) for _, d in patches})),
+            "patch source on a domain neither allow-listed nor the vendor's: "
+            + ", ".join(sorted({str(d) for _, d in patches})),
         )
-    elif len(foreign) / len(rec.references) > cfg.foreign_ref_share:
+    elif critical and len(foreign) == len(rec.references):
         yield Flag(
             "domain_not_allowed",
-            f"{len(foreign)} of {len(rec.references)} references on domains not allow-listed: "
+            "no reference on an allow-listed or vendor domain: "
             + ", ".join(sorted({str(d) for _, d in foreign})[:5]),
         )
 
@@ -416,6 +454,9 @@ def screen(items: Sequence[Item], history: History, cfg: ScreenConfig) -> dict[t
                         )
                     )
 
+    records = [it for it in items if it.record is not None and not it.record.rejected]
+    sigs = minhash_many([it.record.description for it in records if it.record is not None])
+    sig_of = {id(it): sigs[i] for i, it in enumerate(records)}
     for it in items:
         rec = it.record
         if rec is not None:
@@ -425,11 +466,9 @@ def screen(items: Sequence[Item], history: History, cfg: ScreenConfig) -> dict[t
                 flags[it.key].extend(_score_mismatch(rec, cfg))
             if "severity_raised" in on:
                 flags[it.key].extend(_severity_raised(rec, it.source, history))
-            if "domain_not_allowed" in on:
-                flags[it.key].extend(_domains(rec, cfg))
             is_new = (it.cve_id, it.source) not in history.known
             if "near_duplicate" in on and is_new:
-                twin = history.twin(rec, minhash(rec.description), cfg)
+                twin = history.twin(rec, sig_of[id(it)], cfg)
                 if twin is not None:
                     flags[it.key].append(
                         Flag(
@@ -440,14 +479,17 @@ def screen(items: Sequence[Item], history: History, cfg: ScreenConfig) -> dict[t
                     )
             score = _max_score(rec)
             drives = (score is not None and score >= cfg.priority_score) or it.cve_id in kev_ids
-            if "uncorroborated" in on and cfg.require_corroboration and drives:
-                if not others(it.cve_id, family(it.source)):
-                    flags[it.key].append(
-                        Flag(
-                            "uncorroborated",
-                            f"score {score} would drive priority but no second source knows {it.cve_id}",
-                        )
+            if "domain_not_allowed" in on:
+                critical = score is not None and score >= cfg.critical_score
+                flags[it.key].extend(_domains(rec, cfg, critical))
+            corroborate = "uncorroborated" in on and cfg.require_corroboration and drives
+            if corroborate and not others(it.cve_id, family(it.source)):
+                flags[it.key].append(
+                    Flag(
+                        "uncorroborated",
+                        f"score {score} would drive priority but no second source knows {it.cve_id}",
                     )
+                )
         elif it.kev is not None and "kev_unknown" in on and not others(it.cve_id, "kev"):
             flags[it.key].append(Flag("kev_unknown", f"KEV lists {it.cve_id} but no other feed knows it"))
     return {k: v for k, v in flags.items() if v}

@@ -163,7 +163,7 @@ def trust(
 # --- fetching a folder --------------------------------------------------------------------------------
 
 
-class DirFetcher(FetcherInterface):  # type: ignore[misc]
+class DirFetcher(FetcherInterface):
     """ngclient fetcher for a mirror folder (file:// URLs), confined to that folder.
 
     Missing files answer like HTTP 404, so ngclient's root-version walk ends where it would on a server.
@@ -316,7 +316,7 @@ def history_from_store(store: Store) -> History:
 
 
 def default_screen_config() -> ScreenConfig:
-    """The screens as configured: allow-list from $PATCHBRAIN_FEED_ALLOW_DOMAINS (a file), else the default."""
+    """The screens as configured: allow-list from $PATCHBRAIN_FEED_ALLOW_DOMAINS (a file), else default."""
     from patchbrain.feeds.screening import load_allow_domains
 
     env = os.environ.get("PATCHBRAIN_FEED_ALLOW_DOMAINS")
@@ -381,7 +381,7 @@ def _sync(
     screen_config: ScreenConfig | None,
 ) -> SyncResult:
     from tuf.api import exceptions as tex
-    from tuf.api.metadata import Metadata
+    from tuf.api.metadata import Metadata, Snapshot, Targets, Timestamp
     from tuf.ngclient import Updater
 
     from patchbrain.feeds.cvestore import CveStore
@@ -403,9 +403,9 @@ def _sync(
             bootstrap=None,
         )
         updater.refresh()
-        ts = Metadata.from_file(str(staging / "metadata" / "timestamp.json")).signed
-        snap = Metadata.from_file(str(staging / "metadata" / "snapshot.json")).signed
-        targets_md = Metadata.from_file(str(staging / "metadata" / "targets.json")).signed
+        ts = Metadata[Timestamp].from_file(str(staging / "metadata" / "timestamp.json")).signed
+        snap = Metadata[Snapshot].from_file(str(staging / "metadata" / "snapshot.json")).signed
+        targets_md = Metadata[Targets].from_file(str(staging / "metadata" / "targets.json")).signed
         stage = "targets"
         downloaded: list[tuple[str, Path, str, str | None]] = []
         for tname in sorted(targets_md.targets):

@@ -385,7 +385,7 @@ class FeedRepository:
         Without staged changes this refreshes snapshot and timestamp only (run it from cron well within
         the timestamp expiry, or clients refuse the repository as frozen).
         """
-        from tuf.api.metadata import Metadata, TargetFile
+        from tuf.api.metadata import TargetFile
 
         settings = self.settings()
         now = now or _now()
@@ -414,7 +414,7 @@ class FeedRepository:
             self._write(targets_md, f"{targets_v}.targets.json")
         ssigners = self._signers(keydir, "snapshot", th["snapshot"], passphrase)
         tssigners = self._signers(keydir, "timestamp", th["timestamp"], passphrase)
-        snap_md = Metadata.from_file(str(self.meta_dir / f"{snap_v}.snapshot.json"))
+        snap_md = self._load(f"{snap_v}.snapshot.json")
         snap_v += 1
         snap_md.signed.version = snap_v
         snap_md.signed.expires = self._expires("snapshot", settings, now)

@@ -29,7 +29,7 @@ EPSS = FIXTURES / "epss" / "epss_scores-2024-06-30-sample.csv.gz"
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -263,7 +263,6 @@ def test_cli_exit_codes(repo, tmp_path, capsys, monkeypatch):
         assert main(["feeds", "sync", url, "--no-corroboration", "--json"]) == 0
         out = json.loads(capsys.readouterr().out)
         assert out["files"][0]["records"] + out["files"][0]["quarantined"] == 16
-        (target,) = (repo.path / "targets").iterdir()
         repo.add([KEV])
         repo.publish(tmp_path / "keys", now=dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
         assert main(["feeds", "sync", url]) == ExitCode.REFUSED
