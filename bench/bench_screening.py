@@ -1,7 +1,7 @@
 """Screening report: how much of each attacker tier the poisoning screens quarantine, and how many real
 records they flag, on the real NVD records of the shared data set.
 
-Usage: python bench/bench_screening.py DATA_DIR [--seed N] [--years 2015-2019]
+Usage: python bench/bench_screening.py [DATA_DIR] [--seed N] [--first-year 2015]
 
 Split by publication date (nothing from the future leaks into the screens):
 - history: real NVD records published before 2019-07-01 (what the store knew); its reference domains
@@ -270,10 +270,15 @@ def run(items: list[Item], history: History, cfg: ScreenConfig) -> tuple[dict[tu
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="poisoning-screen report on real NVD data")
-    ap.add_argument("data", type=Path)
+    ap.add_argument("data", type=Path, nargs="?", help="the shared data folder (default: /work/shared/data)")
     ap.add_argument("--seed", type=int, default=10)
     ap.add_argument("--first-year", type=int, default=2015)
     args = ap.parse_args()
+    if args.data is None:
+        args.data = Path("/work/shared/data")
+        if not (args.data / "nvd").is_dir():
+            print(f"bench_screening: skipped, no data at {args.data} (pass DATA_DIR)", file=sys.stderr)
+            return 0
     if not (args.data / "nvd").is_dir():
         print(
             f"{args.data}: no nvd/ folder; pass the shared data directory (see its README.md)",
@@ -293,6 +298,7 @@ def main() -> int:
     for r in hist_recs:
         history.add_record(r, "nvd")
     history.add_ids("epss", epss)
+    history.prepare()
     index_s = time.perf_counter() - t
     print(f"history: {len(hist_recs)} real records published {args.first_year}-01..2019-06 "
           f"(parse {parse_s:.1f} s, index {index_s:.1f} s); incoming real: {len(real_new)} (2019-07..12); "
@@ -321,6 +327,7 @@ def main() -> int:
             for r in hist_recs:
                 h.add_record(r, "nvd")
             h.add_ids("epss", epss | {f.cve_id for f in fakes})
+            h.prepare()
         batch = real_items + real_kev + fakes
         flags, secs = run(batch, h, cfg)
         base, _ = run(batch, h, baseline)
