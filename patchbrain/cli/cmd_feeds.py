@@ -83,15 +83,19 @@ def _load_with_progress(store: Any, path: Path, fmt: str) -> Any:
 
 def _status(args: argparse.Namespace) -> int:
     from patchbrain.feeds.cvestore import CveStore
+    from patchbrain.feeds.quarantine import Quarantine
 
-    status = CveStore().status()
+    cves = CveStore()
+    status = cves.status()
+    status["quarantine"] = Quarantine(cves.store).counts()
     if args.json:
         print_json(status)
         return 0
     counts = status["counts"]
     print(
         f"CVEs: {counts['cves']} ({counts['cve_claims']} claims, {counts['rejected']} rejected)  "
-        f"KEV: {counts['kev']}  EPSS: {counts['epss']}  advisories: {counts['advisories']}"
+        f"KEV: {counts['kev']}  EPSS: {counts['epss']}  advisories: {counts['advisories']}  "
+        f"quarantined: {status['quarantine']['held']} held, {status['quarantine']['released']} released"
     )
     if not status["files"]:
         print("nothing loaded yet: patchbrain feeds load PATH...")

@@ -259,3 +259,6 @@ def test_sync_quarantines_and_operator_releases(tmp_path, pb_home, capsys):
     assert "released by alice" in capsys.readouterr().out
     actions = [r.action for r in AuditLog(store).records()]
     assert actions.count("feeds.sync") == 1 and actions[0] == "feeds.trust"
+    assert main(["feeds", "status", "--json"]) == 0
+    q = json.loads(capsys.readouterr().out)["quarantine"]
+    assert q["released"] == 1 and q["held"] == len(held) - 1

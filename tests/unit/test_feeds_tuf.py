@@ -286,3 +286,35 @@ def test_cli_repo_commands(tmp_path, pb_home, capsys):
     assert main(["feeds", "trust", str(d / "metadata" / "1.root.json")]) == 0
     assert main(["feeds", "sync", str(d), "--no-corroboration"]) == 0
     assert "records" not in capsys.readouterr().err
+
+
+def test_signed_but_poisoned_feed_is_screened_over_http(tmp_path, pb_home):
+    """TUF proves who signed a file, not that its upstream was honest: a publisher that signs a poisoned
+    NVD file (one score inflated past its vector) gets that record quarantined, the rest loaded."""
+    import gzip
+
+    from patchbrain.feeds.quarantine import Quarantine
+    from patchbrain.feeds.screening import default_allow_domains
+
+    doc = json.loads(gzip.decompress(NVD.read_bytes()))
+    for item in doc["CVE_Items"]:
+        if item["cve"]["CVE_data_meta"]["ID"] == "CVE-2019-0001":
+            item["impact"]["baseMetricV3"]["cvssV3"]["baseScore"] = 9.9
+    poisoned = tmp_path / "nvdcve-1.1-2019.json.gz"
+    poisoned.write_bytes(gzip.compress(json.dumps(doc).encode()))
+    r = FeedRepository(tmp_path / "repo")
+    r.init(tmp_path / "keys")
+    r.add([poisoned])
+    r.publish(tmp_path / "keys")
+    trust(r.path / "metadata" / "1.root.json")
+    store = Store()
+    cfg = ScreenConfig(allow_domains=default_allow_domains(), require_corroboration=False)
+    with serve(r.path) as url:
+        res = sync(url, store=store, screen_config=cfg)
+        assert res.quarantined == {"score_mismatch": 1}
+        assert _counts(store) == (15, 0)
+        (held,) = Quarantine(store).entries()
+        assert held.cve_id == "CVE-2019-0001" and "stated 9.9" in held.reasons[0].detail
+        # The same signed file again: already loaded, nothing new held.
+        again = sync(url, store=store, screen_config=cfg)
+        assert again.files[0].skipped and len(Quarantine(store).entries()) == 1
