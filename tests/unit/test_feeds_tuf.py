@@ -318,3 +318,51 @@ def test_signed_but_poisoned_feed_is_screened_over_http(tmp_path, pb_home):
         # The same signed file again: already loaded, nothing new held.
         again = sync(url, store=store, screen_config=cfg)
         assert again.files[0].skipped and len(Quarantine(store).entries()) == 1
+
+
+def test_thresholds_expiry_and_encrypted_keys(tmp_path, pb_home):
+    from tuf.api.metadata import Metadata
+
+    from patchbrain.errors import BadInput
+
+    pw = b"correct horse"
+    r = FeedRepository(tmp_path / "repo")
+    keys = tmp_path / "keys"
+    r.init(keys, thresholds={"targets": 2}, expiry_days={"timestamp": 0.5}, passphrase=pw)
+    assert b"ENCRYPTED" in (keys / "targets-2.pem").read_bytes()
+    ts = Metadata.from_file(str(r.path / "metadata" / "timestamp.json")).signed
+    left = ts.expires - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(hours=11) < left <= dt.timedelta(hours=12)
+    r.add([NVD])
+    with pytest.raises(BadInput, match="cannot load the private key"):
+        r.publish(keys, passphrase=b"wrong")
+    (keys / "targets-2.pem").rename(tmp_path / "offline.pem")
+    with pytest.raises(BadInput, match="needs 2 signing key"):
+        r.publish(keys, passphrase=pw)
+    (tmp_path / "offline.pem").rename(keys / "targets-2.pem")
+    r.publish(keys, passphrase=pw)
+    targets = Metadata.from_file(str(r.path / "metadata" / "2.targets.json"))
+    assert len(targets.signatures) == 2
+    trust(r.path / "metadata" / "1.root.json")
+    store = Store()
+    with serve(r.path) as url:
+        sync(url, store=store, screen_config=_all_off())
+    assert _counts(store) == (16, 0)
+
+
+def test_mirror_folder_fetcher_is_confined(tmp_path):
+    from tuf.api.exceptions import DownloadHTTPError
+
+    from patchbrain.feeds.sync import DirFetcher
+
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "secret").write_text("x")
+    (tmp_path / "mirror" / "link").symlink_to(tmp_path / "secret")
+    f = DirFetcher(tmp_path / "mirror")
+    for url in ((tmp_path / "secret").as_uri(), (tmp_path / "mirror" / "link").as_uri()):
+        with pytest.raises(DownloadHTTPError) as err:
+            list(f.fetch(url))
+        assert err.value.status_code == 403
+    with pytest.raises(DownloadHTTPError) as err:
+        list(f.fetch((tmp_path / "mirror" / "none.json").as_uri()))
+    assert err.value.status_code == 404
