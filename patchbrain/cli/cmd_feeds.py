@@ -155,6 +155,18 @@ def _register_tuf(fsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     add_json(pub)
     pub.set_defaults(func=_repo_publish)
 
+    rot = rsub.add_parser(
+        "rotate", help="replace a role's keys in a new root version (old root keys sign it); then publish"
+    )
+    rot.add_argument("dir", type=Path, metavar="DIR")
+    rot.add_argument("role", choices=["root", "targets", "snapshot", "timestamp"])
+    rot.add_argument("--keys", type=Path, required=True, metavar="KEYDIR")
+    rot.add_argument("--threshold", type=int, default=None, help="new threshold (default: unchanged)")
+    rot.add_argument("--key-count", type=int, default=None, help="new keys to create (default: threshold)")
+    _add_passphrase(rot)
+    add_json(rot)
+    rot.set_defaults(func=_repo_rotate)
+
     trust = fsub.add_parser("trust", help="trust a repository's root.json (once, at setup)")
     trust.add_argument("root", type=Path, metavar="ROOT.json")
     trust.add_argument("--name", default="default", help="repository name (default: default)")
@@ -276,6 +288,21 @@ def _repo_publish(args: argparse.Namespace) -> int:
         print(
             f"published targets v{res.targets_version}, snapshot v{res.snapshot_version}, "
             f"timestamp v{res.timestamp_version}: {len(res.targets)} feed file(s)"
+        )
+    return 0
+
+
+def _repo_rotate(args: argparse.Namespace) -> int:
+    from patchbrain.feeds.tufrepo import FeedRepository
+
+    res = FeedRepository(args.dir).rotate(
+        args.keys, args.role, threshold=args.threshold, count=args.key_count, passphrase=_passphrase(args)
+    )
+    if args.json:
+        print_json(res)
+    else:
+        print(
+            f"root v{res['root_version']}: {args.role} now has {len(res['keyids'])} new key(s); run publish"
         )
     return 0
 

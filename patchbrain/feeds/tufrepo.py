@@ -207,13 +207,80 @@ class FeedRepository:
         return RepoSettings.from_dict(json.loads(p.read_text()), str(p))
 
     def _signers(self, keydir: Path, role: str, threshold: int, passphrase: bytes | None) -> list[Any]:
-        files = role_key_files(keydir, role)
-        if len(files) < threshold:
+        """The signers of `role` whose keys the current root lists (retired keys are skipped)."""
+        root = self._load("root.json").signed
+        listed = set(root.roles[role].keyids)
+        signers = [load_signer(f, passphrase) for f in role_key_files(keydir, role)]
+        signers = [s for s in signers if s.public_key.keyid in listed]
+        if len(signers) < threshold:
             raise BadInput(
-                f"role {role} needs {threshold} signing key(s), found {len(files)} ({role}-N.pem)",
+                f"role {role} needs {threshold} signing key(s) the root lists, "
+                f"found {len(signers)} ({role}-N.pem)",
                 source=str(keydir),
             )
-        return [load_signer(f, passphrase) for f in files]
+        return signers
+
+    def _verifies(self, role: str, md: Any) -> bool:
+        from tuf.api.exceptions import UnsignedMetadataError
+
+        try:
+            self._load("root.json").verify_delegate(role, md)
+        except UnsignedMetadataError:
+            return False
+        return True
+
+    def rotate(
+        self,
+        keydir: Path,
+        role: str,
+        *,
+        threshold: int | None = None,
+        count: int | None = None,
+        passphrase: bytes | None = None,
+        now: dt.datetime | None = None,
+    ) -> dict[str, Any]:
+        """Replace every key of `role` with new ones (e.g. after a compromise) in a new root version.
+
+        The new root is signed by the old root keys (to their threshold) and, when `role` is root, by the
+        new ones too, so clients holding any earlier root walk to it. Old key files are renamed
+        `*.pem.retired`. Run `publish` afterwards: it re-signs what the new keys must sign.
+        """
+        from tuf.api.metadata import Root
+
+        if role not in TOP_ROLES:
+            raise BadInput(f"one of {', '.join(TOP_ROLES)}", field="role")
+        settings = self.settings()
+        now = now or _now()
+        keydir = Path(keydir)
+        root_md = self._load("root.json")
+        root: Root = root_md.signed
+        old_root_signers = self._signers(keydir, "root", root.roles["root"].threshold, passphrase)
+        threshold = threshold or root.roles[role].threshold
+        want = max(threshold, count or 0)
+        old_files = role_key_files(keydir, role)
+        top = max((int(_KEY_RE.match(p.name).group(2)) for p in old_files), default=0)  # type: ignore[union-attr]
+        for keyid in list(root.roles[role].keyids):
+            root.revoke_key(keyid, role)
+        new_files = []
+        for n in range(top + 1, top + 1 + want):
+            path = keydir / f"{role}-{n}.pem"
+            root.add_key(generate_key(path, passphrase), role)
+            new_files.append(path)
+        root.roles[role].threshold = threshold
+        root.version += 1
+        root.expires = self._expires("root", settings, now)
+        root_md.signatures.clear()
+        signers = list(old_root_signers)
+        if role == "root":
+            signers += [load_signer(p, passphrase) for p in new_files]
+        for s in signers:
+            root_md.sign(s, append=True)
+        root_md.verify_delegate("root", root_md)  # the new root must satisfy itself
+        self._write(root_md, f"{root.version}.root.json")
+        self._write(root_md, "root.json")
+        for p in old_files:
+            p.rename(p.with_name(p.name + ".retired"))
+        return {"root_version": root.version, "role": role, "keyids": sorted(root.roles[role].keyids)}
 
     def _write(self, md: Any, name: str) -> None:
         from tuf.api.serialization.json import JSONSerializer
@@ -394,7 +461,7 @@ class FeedRepository:
         targets_v, snap_v, ts_v = self.current_versions()
         pending = self._pending()
         targets_md = self._load(f"{targets_v}.targets.json")
-        if pending:
+        if pending or not self._verifies("targets", targets_md):
             tsigners = self._signers(keydir, "targets", th["targets"], passphrase)
             for name, entry in pending.items():
                 if entry is None:

@@ -366,3 +366,36 @@ def test_mirror_folder_fetcher_is_confined(tmp_path):
     with pytest.raises(DownloadHTTPError) as err:
         list(f.fetch((tmp_path / "mirror" / "none.json").as_uri()))
     assert err.value.status_code == 404
+
+
+def test_key_rotation_after_a_compromise(repo, tmp_path):
+    """The timestamp key leaks: rotate it (root v2), publish; clients follow, and the leaked key's
+    signatures are refused from then on."""
+    from tuf.api.metadata import Metadata
+
+    from patchbrain.feeds.tufrepo import load_signer
+
+    keys = tmp_path / "keys"
+    store = Store()
+    with serve(repo.path) as url:
+        sync(url, store=store, screen_config=_all_off())
+        leaked = load_signer(keys / "timestamp-1.pem")
+        assert main(["feeds", "repo", "rotate", str(repo.path), "timestamp", "--keys", str(keys)]) == 0
+        assert (keys / "timestamp-1.pem.retired").exists() and (keys / "timestamp-2.pem").exists()
+        repo.add([KEV])
+        repo.publish(keys)
+        res = sync(url, store=store, screen_config=_all_off())
+        assert res.timestamp_version == 3 and _counts(store) == (16, 20)
+        # The attacker re-signs a newer timestamp with the leaked key.
+        ts = Metadata.from_file(str(repo.path / "metadata" / "timestamp.json"))
+        ts.signed.version += 1
+        ts.sign(leaked)
+        ts.to_file(str(repo.path / "metadata" / "timestamp.json"))
+        _refused(store, url, "unsigned")
+        # Root keys rotate too: a client that trusted root v1 walks v2 -> v3.
+        repo.rotate(keys, "root", threshold=1)
+        repo.publish(keys)
+        sync(url, store=store, screen_config=_all_off())
+    from patchbrain.feeds.sync import tuf_dir
+
+    assert Metadata.from_file(str(tuf_dir() / "metadata" / "root.json")).signed.version == 3
