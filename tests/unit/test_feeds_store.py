@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from patchbrain.cli import main
 from patchbrain.feeds.common import FeedError
@@ -133,3 +135,31 @@ def test_cli_bad_path_exits_2_before_loading_anything(pb_home, tmp_path, capsys)
     assert "nope.json" in capsys.readouterr().err
     assert main(["feeds", "status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["counts"]["kev"] == 0
+
+
+_values = st.none() | st.integers() | st.text(max_size=12) | st.lists(st.text(max_size=4), max_size=2)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    index=st.integers(0, 3),
+    field=st.sampled_from(["id", "modified", "affected", "aliases", "severity", "published", "upstream"]),
+    value=_values,
+)
+def test_fuzz_a_load_either_applies_whole_or_not_at_all(tmp_path_factory, index, field, value):
+    tmp = tmp_path_factory.mktemp("fuzzstore")
+    store = CveStore(Store(tmp / "pb.db"))
+    store.load(KEV_CSV)
+    before = _counts(store)
+    docs = [json.loads(p.read_text()) for p in sorted((FIX / "osv").glob("*.json"))]
+    docs[index][field] = value
+    path = tmp / "osv-all.json"
+    path.write_text(json.dumps(docs))
+    try:
+        store.load(path, fmt="osv")
+    except FeedError as exc:
+        assert str(path) in str(exc)
+        assert _counts(store) == before
+        assert len(store.status()["files"]) == 1
+    else:
+        assert _counts(store)["advisories"] in (3, 4)  # 3 if the mutated id duplicates another
