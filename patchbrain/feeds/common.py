@@ -127,7 +127,7 @@ def get_float(obj: Mapping[str, Any], key: str, ctx: Ctx) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         try:
-            number = float(value)  # ijson may hand Decimals
+            number = float(value)  # e.g. a Decimal
         except (TypeError, ValueError):
             raise ctx.error(f"expected a number, got {type(value).__name__}", key) from None
     else:
