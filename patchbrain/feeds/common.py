@@ -146,7 +146,7 @@ def as_map(value: Any, ctx: Ctx, field: str) -> Mapping[str, Any]:
 
 def check_cve_id(value: str | None, ctx: Ctx, field: str = "id") -> str:
     """A well-formed CVE identifier (CVE-YYYY-NNNN...)."""
-    if value is None or not CVE_ID_RE.match(value):
+    if value is None or not CVE_ID_RE.fullmatch(value):
         raise ctx.error(f"not a CVE identifier: {str(value)[:60]!r}", field)
     return value
 
@@ -164,11 +164,11 @@ def _parse_time_cached(text: str) -> dt.datetime | None:
     s = _TZ_RE.sub(r"\1:\2", s)
     try:
         value = dt.datetime.fromisoformat(s)
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
 
 
 def parse_time(text: str | None, ctx: Ctx, field: str) -> dt.datetime | None:

@@ -143,7 +143,7 @@ def _rpm_header_version(who: str) -> str | None:
     tokens = who.replace(" - ", " ").split()
     for token in reversed(tokens[-2:]):
         token = token.strip("[]()")
-        if _EVR_TOKEN_RE.match(token):
+        if _EVR_TOKEN_RE.fullmatch(token):
             return token
     return None
 

@@ -163,3 +163,17 @@ def test_fuzz_a_load_either_applies_whole_or_not_at_all(tmp_path_factory, index,
         assert len(store.status()["files"]) == 1
     else:
         assert _counts(store)["advisories"] in (3, 4)  # 3 if the mutated id duplicates another
+
+
+def test_cli_show_lists_claims_conflicts_and_advisories(pb_home, capsys):
+    assert main(["feeds", "load", str(NVD2), str(FIX / "cve5"), str(FIX / "osv"), str(KEV_JSON)]) == 0
+    capsys.readouterr()
+    assert main(["feeds", "show", "CVE-2023-38545", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {c["source"] for c in doc["claims"]} >= {"nvd", "cve5/cna:hackerone", "cve5/adp:CISA-ADP"}
+    assert {c["field"] for c in doc["conflicts"]} >= {"cvss3_score", "cwes"}
+    assert {a["id"] for a in doc["advisories"]} == {"DSA-5523-1", "UBUNTU-CVE-2023-38545", "ALSA-2023:5763"}
+    assert main(["feeds", "show", "cve-2023-38545"]) == 0
+    assert "CONFLICT cvss3_score" in capsys.readouterr().out
+    assert main(["feeds", "show", "CVE-1990-0001"]) == 2
+    assert main(["feeds", "show", "x; ls"]) == 2
