@@ -103,7 +103,8 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print("newest data by format:")
     for fmt, when in sorted(status["newest_by_format"].items()):
-        print(f"  {fmt:8} {when}")
+        age = status["age_days"].get(fmt)
+        print(f"  {fmt:8} {when}  ({age if age is not None else '?'} days old)")
     print("files:")
     for f in status["files"]:
         print(f"  {f['format']:8} {f['records']:>8}  {f['feed_time'] or '-':32} {f['path']}")

@@ -413,11 +413,15 @@ class CveStore:
             "advisories": conn.execute("SELECT COUNT(*) FROM advisories").fetchone()[0],
         }
         newest: dict[str, str | None] = {}
+        age_days: dict[str, float | None] = {}
+        now = dt.datetime.now(dt.UTC)
         for fmt, latest in conn.execute(
             "SELECT format, MAX(COALESCE(feed_time, loaded_at)) FROM feed_files GROUP BY format"
         ):
             newest[fmt] = latest
-        return {"counts": counts, "newest_by_format": newest, "files": files}
+            when = _time(latest)
+            age_days[fmt] = round((now - when).total_seconds() / 86400, 1) if when else None
+        return {"counts": counts, "newest_by_format": newest, "age_days": age_days, "files": files}
 
 
 # --- per-format loaders: (store, transaction, path, file_id, progress) -> (records, version, feed time)

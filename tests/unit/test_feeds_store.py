@@ -116,6 +116,7 @@ def test_kev_epss_and_rejected(cves):
     status = cves.status()
     assert status["counts"]["rejected"] == 4
     assert status["newest_by_format"]["kev"].startswith("2025-08-25")
+    assert status["age_days"]["kev"] > 0
 
 
 def test_cli_load_and_status_json(pb_home, capsys):
