@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import stat
 from pathlib import Path
 from typing import Any
@@ -296,7 +297,7 @@ class KeyInfo:
 
 def _write_new_file(path: Path, data: bytes, mode: int) -> None:
     """Create `path` with `data` and `mode`, durably; FileExistsError if it exists (never overwrites)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         os.fchmod(fd, mode)
@@ -312,7 +313,7 @@ def _write_new_file(path: Path, data: bytes, mode: int) -> None:
 
 
 def _replace_file(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
         os.fchmod(fd, mode)
