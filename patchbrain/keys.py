@@ -546,5 +546,11 @@ def ensure_lab_keys(keystore: KeyStore) -> list[PublicKey]:
     """
     keys = []
     for name in LAB_KEYS:
-        keys.append(keystore.public(name) if keystore.exists(name) else keystore.new(name))
+        if not keystore.exists(name):
+            try:
+                keystore.new(name)
+            except BadInput:
+                if not keystore.exists(name):  # not a lost race with another `lab up`
+                    raise
+        keys.append(keystore.public(name))
     return keys
