@@ -233,7 +233,8 @@ class DecodedSignature:
 
 
 def decode_signature(signature: bytes) -> DecodedSignature:
-    """Parse a signature encoding strictly; SignatureMalformed if truncated, garbled or unknown."""
+    """Parse a signature encoding strictly; SignatureMalformed if truncated, garbled, unknown or not
+    byte-for-byte canonical (so one signature has exactly one encoding)."""
     try:
         doc = json.loads(signature.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -256,6 +257,14 @@ def decode_signature(signature: bytes) -> DecodedSignature:
     ml = _unb64(
         doc["ml-dsa-65"], what="ml-dsa-65 signature", length=_MLDSA65_SIG_LEN, error=SignatureMalformed
     )
+    canonical = _canonical(
+        {"v": SIGNATURE_VERSION, "alg": ALGORITHM, "key": key, "ed25519": _b64(ed), "ml-dsa-65": _b64(ml)}
+    )
+    if canonical != signature:
+        raise SignatureMalformed(
+            "signature is not in canonical form (extra whitespace, duplicate fields, escapes or "
+            "non-canonical base64): refusing a re-encoded signature"
+        )
     return DecodedSignature(key_fingerprint=key, ed25519=ed, mldsa65=ml)
 
 
