@@ -36,8 +36,8 @@ def real_outputs(tmp_path_factory) -> tuple[str, str]:
     spec = FIX / "dnf" / "democurl.spec"
     for release in (INSTALLED, CANDIDATE):
         release_only = release.split("-", 1)[1]
-        _run("rpmbuild", "-bb", "--define", f"_topdir {w / 'build'}", "--define", f"demo_release {release_only}",
-             str(spec))  # fmt: skip
+        defines = ["--define", f"_topdir {w / 'build'}", "--define", f"demo_release {release_only}"]
+        _run("rpmbuild", "-bb", *defines, str(spec))
     rpms = w / "build" / "RPMS" / "noarch"
     (w / "repo").mkdir()
     shutil.copy(rpms / f"democurl-{CANDIDATE}.noarch.rpm", w / "repo")
@@ -49,8 +49,8 @@ def real_outputs(tmp_path_factory) -> tuple[str, str]:
     repos = root / "etc" / "yum.repos.d"
     repos.mkdir(parents=True)
     (repos / "demo.repo").write_text(f"[demo]\nname=demo\nbaseurl=file://{w / 'repo'}\ngpgcheck=0\n")
-    dnf = ["dnf", "--installroot", str(root), "--releasever", "9", f"--setopt=reposdir={repos}",
-           f"--setopt=cachedir={w / 'cache'}"]  # fmt: skip
+    dnf = ["dnf", "--installroot", str(root), "--releasever", "9"]
+    dnf += [f"--setopt=reposdir={repos}", f"--setopt=cachedir={w / 'cache'}"]
     updateinfo = _run(*dnf, "updateinfo", "list", "--with-cve")
     changelog = _run("rpm", "--root", str(root), "-q", "--changelog", "democurl")
     return updateinfo, changelog
