@@ -17,7 +17,7 @@ from patchbrain.errors import BadInput
 
 log = logging.getLogger(__name__)
 
-CVE_ID_RE = re.compile(r"^CVE-\d{4}-\d{4,19}$")
+CVE_ID_RE = re.compile(r"^CVE-[0-9]{4}-[0-9]{4,19}$")
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -151,7 +151,7 @@ def check_cve_id(value: str | None, ctx: Ctx, field: str = "id") -> str:
     return value
 
 
-_TZ_RE = re.compile(r"([+-]\d{2})(\d{2})$")
+_TZ_RE = re.compile(r"([+-][0-9]{2})([0-9]{2})$")
 
 
 @functools.lru_cache(maxsize=65536)

@@ -60,7 +60,7 @@ def read_nvd11_header(path: Path) -> FeedHeader:
         format=str(header.get("CVE_data_format", "")),
         version=str(header.get("CVE_data_version", "")),
         timestamp=parse_time(stamp if isinstance(stamp, str) else None, ctx, "CVE_data_timestamp"),
-        count=int(count) if isinstance(count, str) and count.isdigit() else None,
+        count=int(count) if isinstance(count, str) and count.isascii() and count.isdigit() else None,
     )
 
 

@@ -127,7 +127,7 @@ def parse_osv(doc: Any, ctx: Ctx) -> OsvAdvisory:
     related = _ids(get_list(doc, "related", ctx), ctx, "related")
     cves = [i for i in (adv_id, *aliases, *upstream, *related) if CVE_ID_RE.fullmatch(i)]
     # Distro-prefixed records name their CVE in the id itself: "UBUNTU-CVE-2024-1234", "DEBIAN-CVE-...".
-    m = re.search(r"(CVE-\d{4}-\d{4,19})$", adv_id)
+    m = re.search(r"(CVE-[0-9]{4}-[0-9]{4,19})$", adv_id)
     if m:
         cves.append(m.group(1))
     affected = tuple(_affected(a, i, ctx) for i, a in enumerate(get_list(doc, "affected", ctx)))

@@ -58,3 +58,8 @@ def test_cve_ids():
     for bad in ("cve-2024-1234", "CVE-24-1234", "CVE-2024-123", "CVE-2024-1234\n", None):
         with pytest.raises(FeedError):
             check_cve_id(bad, Ctx("f"))
+
+
+def test_only_ascii_digits_make_a_cve_id():
+    with pytest.raises(FeedError):
+        check_cve_id("CVE-\u0662\u0660\u0662\u0664-1234", Ctx("f"))
