@@ -178,3 +178,38 @@ def test_cli_show_lists_claims_conflicts_and_advisories(pb_home, capsys):
     assert "CONFLICT cvss3_score" in capsys.readouterr().out
     assert main(["feeds", "show", "CVE-1990-0001"]) == 2
     assert main(["feeds", "show", "x; ls"]) == 2
+
+
+_FILES = {
+    "nvd-1.1": NVD11,
+    "nvd-2.0": NVD2,
+    "kev": KEV_JSON,
+    "kev-csv": KEV_CSV,
+    "epss": EPSS,
+    "cve5": FIX / "cve5" / "cves" / "2023" / "38xxx" / "CVE-2023-38545.json",
+    "osv": FIX / "osv" / "DSA-5523-1.json",
+}
+
+
+@settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(sorted(_FILES)), data=st.data())
+def test_fuzz_bytes_of_every_format_through_the_store(tmp_path_factory, name, data):
+    tmp = tmp_path_factory.mktemp("fuzzbytes")
+    store = CveStore(Store(tmp / "pb.db"))
+    store.load(KEV_CSV)
+    before = _counts(store)
+    raw = FIX.joinpath(_FILES[name]).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    raw = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        raw[pos] = data.draw(st.sampled_from(b'{}[]",:0a\\\n\x00\xff'))
+    path = tmp / f"mutated-{name}"
+    path.write_bytes(bytes(raw))
+    try:
+        store.load(path)
+    except FeedError as exc:
+        assert str(path) in str(exc)
+        assert _counts(store) == before
+        assert len(store.status()["files"]) == 1
