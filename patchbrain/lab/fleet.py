@@ -108,6 +108,7 @@ class Lab:
                 base = Path(st.base)
             st.base = str(base)
             self.dir.mkdir(mode=0o700, exist_ok=True)
+            state.claim(self.names.token, self.instance, self.state_file)
             self._save(st)
             pub = host.ensure_keypair(self.key, f"patchbrain-lab-{self.instance}")
             host.write_layer(self.dir / "layer", pub)
@@ -267,6 +268,10 @@ class Lab:
         with self._lock():
             st = self._load()
             links, spaces = net.lab_resources()
+            owner = state.owner_of(self.names.token)
+            foreign = owner is not None and owner.resolve() != self.state_file.resolve()
+            if foreign:  # the names belong to another PATCHBRAIN_HOME's live instance: only our records go
+                links, spaces = set(), set()
             spaces = {s for s in spaces if self.names.owns(s)} | {h.netns for h in st.hosts.values()}
             net.kill_namespaces(spaces)
             for rec in st.hosts.values():
@@ -282,11 +287,12 @@ class Lab:
             for link in sorted(ours - {self.names.bridge}):
                 if link in current:
                     run(["ip", "link", "del", link], check=False)
-            for bridge in {self.names.bridge, st.bridge}:
+            for bridge in {st.bridge} if foreign else {self.names.bridge, st.bridge}:
                 if bridge and bridge in current:
                     run(["ip", "link", "del", bridge], check=False)
             _unmount_under(self.dir)
             shutil.rmtree(self.dir, ignore_errors=True)
+            state.release(self.names.token, self.state_file)
 
     def _teardown_host(self, rec: HostRecord, *, keep_dir: bool) -> None:
         net.kill_namespaces([rec.netns])
@@ -365,7 +371,7 @@ class Lab:
 
 
 def down_all(root: Path | None = None) -> list[str]:
-    """Remove every recorded instance, then any leftover named with the lab's pattern; returns what went."""
+    """Remove this home's instances, then leftovers of the lab's pattern that no live instance claims."""
     _preflight(need_tools=("ip",))
     lab_root = root or state.lab_root()
     removed: list[str] = []
@@ -373,18 +379,47 @@ def down_all(root: Path | None = None) -> list[str]:
         for entry in sorted(lab_root.iterdir()):
             if entry.is_dir() and names.INSTANCE_RE.match(entry.name):
                 Lab(entry.name, root=lab_root).down()
-                removed.append(f"instance {entry.name}")
+                removed.append(f"removed instance {entry.name}")
     links, spaces = net.lab_resources()
+    # Leftovers are what no live instance claims: instances of other PATCHBRAIN_HOMEs keep their hosts.
+    claimed = {tok for tok in {_token_of(n) for n in links | spaces} if state.owner_of(tok) is not None}
+    claimed |= _tokens_of_live_hosts_elsewhere(spaces, lab_root)
+    links = {n for n in links if _token_of(n) not in claimed}
+    spaces = {n for n in spaces if _token_of(n) not in claimed}
+    for tok in sorted(claimed):
+        removed.append(f"kept pbl-{tok}-*: a live instance of another PATCHBRAIN_HOME")
     net.kill_namespaces(spaces)
     for ns in sorted(spaces):
         net.delete_netns(ns)
-        removed.append(f"netns {ns}")
+        removed.append(f"removed netns {ns}")
     current = net.link_names()
     for link in sorted(links, key=lambda n: n.endswith("-br")):  # veths first, bridges last
         if link in current:
             run(["ip", "link", "del", link], check=False)
-            removed.append(f"link {link}")
+            removed.append(f"removed link {link}")
     return removed
+
+
+def _tokens_of_live_hosts_elsewhere(spaces: set[str], lab_root: Path) -> set[str]:
+    """Tokens whose hosts run from a recorded instance of another home (its launcher names its folder)."""
+    found: set[str] = set()
+    for ns, pids in net.pids_in(spaces).items():
+        for pid in pids:
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if len(argv) > 1 and argv[1].endswith(b"/bin/launch.sh"):
+                instance_dir = Path(os.fsdecode(argv[1])).parent.parent
+                if instance_dir.parent != lab_root and (instance_dir / "state.json").is_file():
+                    found.add(_token_of(ns))
+                break
+    return found
+
+
+def _token_of(resource: str) -> str:
+    m = names.RESOURCE_RE.match(resource)
+    return m.group("token") if m else ""
 
 
 def _host_net(rec: HostRecord) -> net.HostNet:
