@@ -116,7 +116,8 @@ class Lab:
             subnet = self._subnet(st)
             net.create_bridge(st.bridge or self.names.bridge, names.bridge_address(subnet), 24)
 
-            to_start = [i for i in range(1, n + 1) if not self._host_ok(st, names.host_name(i))]
+            pids = net.pids_in(h.netns for h in st.hosts.values())
+            to_start = [i for i in range(1, n + 1) if not self._host_ok(st, names.host_name(i), pids)]
             for i in to_start:  # write ahead: every resource is on record before it exists
                 st.hosts[names.host_name(i)] = self._record(i, subnet)
             self._save(st)
@@ -134,9 +135,10 @@ class Lab:
             self._write_access_files(st)
         return self.status()
 
-    def _host_ok(self, st: LabState, name: str) -> bool:
+    def _host_ok(self, st: LabState, name: str, pids: dict[str, list[int]]) -> bool:
+        """The host's launcher runs and so does its PID 1 (not halted, not between two boots)."""
         rec = st.hosts.get(name)
-        return rec is not None and self._running(rec)
+        return rec is not None and self._running(rec) and host.pid_one(pids.get(rec.netns, [])) is not None
 
     def _record(self, index: int, subnet: ipaddress.IPv4Network) -> HostRecord:
         name = names.host_name(index)
