@@ -20,6 +20,7 @@ from patchbrain.lab.base import ensure_base
 from patchbrain.lab.state import HostRecord, LabState
 from patchbrain.lab.system import (
     atomic_write,
+    drop_lock_file,
     file_lock,
     process_start_time,
     require_kernel_features,
@@ -295,6 +296,7 @@ class Lab:
             _unmount_under(self.dir)
             shutil.rmtree(self.dir, ignore_errors=True)
             state.release(self.names.token, self.state_file)
+            drop_lock_file(self.root / f".{self.instance}.lock")
 
     def _teardown_host(self, rec: HostRecord, *, keep_dir: bool) -> None:
         net.kill_namespaces([rec.netns])
