@@ -384,6 +384,12 @@ def down_all(root: Path | None = None) -> list[str]:
             if entry.is_dir() and names.INSTANCE_RE.match(entry.name):
                 Lab(entry.name, root=lab_root).down()
                 removed.append(f"removed instance {entry.name}")
+        for lock in sorted(lab_root.glob(".*.lock")):  # lock files of instances gone before they were kept
+            instance = lock.name[1:-5]
+            if names.INSTANCE_RE.match(instance):
+                with file_lock(lock):
+                    if not (lab_root / instance).exists():
+                        drop_lock_file(lock)
     links, spaces = net.lab_resources()
     # Leftovers are what no live instance claims: instances of other PATCHBRAIN_HOMEs keep their hosts.
     claimed = {tok for tok in {_token_of(n) for n in links | spaces} if state.owner_of(tok) is not None}
