@@ -177,7 +177,10 @@ class Lab:
                         f"subnet {subnet} is already in use by {who}, which this lab instance does not own"
                         " (set PATCHBRAIN_LAB_SUBNET to another private /24)"
                     )
-            raise EnvironmentProblem("no free /24 left in 10.213.0.0/16 for the lab")
+            raise EnvironmentProblem(
+                "no free /24 in 10.213.0.0/16 for the lab (each overlaps an address, a route or another"
+                " instance here); set PATCHBRAIN_LAB_SUBNET to a free private /24"
+            )
 
     def _claimed_subnets(self) -> dict[str, str]:
         claimed: dict[str, str] = {}
