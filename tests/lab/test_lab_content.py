@@ -175,6 +175,8 @@ def test_ansible_modules_upgrade_through_apt_and_dnf(lab, tmp_path):
         "        name: labdemo\n"
         "        state: latest\n"
         "        update_cache: true\n"
+        # The host's facts say Debian/apt, so the module cannot pick its backend by itself.
+        "        use_backend: dnf4\n"
         "      when: patchbrain_pkg_mgr == 'dnf'\n"
     )
     run = ansible_playbook(lab, play)
@@ -215,6 +217,8 @@ def test_dnf_refuses_tampered_metadata(lab, content):
     try:
         xml = gzip.decompress(good).decode().replace('ver="1.1"', 'ver="1.9"')
         primary.write_bytes(gzip.compress(xml.encode(), mtime=0))
+        # repomd.xml is unchanged, so a host with cached metadata would not fetch primary again
+        sh(lab, "h02", "dnf", "-q", "clean", "all")
         made = sh(lab, "h02", "dnf", "-y", "--refresh", "makecache", check=False)
         assert made.returncode != 0
         assert "checksum doesn't match" in made.stderr
@@ -240,9 +244,16 @@ def install_variant(lab, content, host, mgr, name, **kw):
 
 
 def start_listener(lab, host, port):
-    sh(lab, host, "setsid", "-f", "/usr/lib/labdemo/labdemo-listen", str(port))
+    # Detached from the SSH session's descriptors, or ssh would wait for the listener to exit.
+    sh(
+        lab,
+        host,
+        "sh",
+        "-c",
+        f"setsid -f /usr/lib/labdemo/labdemo-listen {int(port)} </dev/null >/dev/null 2>&1",
+    )
     deadline = time.monotonic() + 5
-    while "LISTEN" not in sh(lab, host, "ss", "-ltnH", f"sport = :{port}").stdout + ("x" * 0):
+    while "LISTEN" not in sh(lab, host, "ss", "-ltnH", f"sport = :{port}").stdout:
         if time.monotonic() > deadline:
             raise AssertionError(f"listener on {host}:{port} did not start")
         time.sleep(0.1)
