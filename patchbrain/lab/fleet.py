@@ -125,7 +125,8 @@ class Lab:
                 self.dir / "layer", str(names.bridge_address(subnet)), f"{self.dir / 'layer'}:{base}"
             )
 
-            to_start = [i for i in range(1, n + 1) if not self._host_ok(st, names.host_name(i))]
+            pids = net.pids_in(h.netns for h in st.hosts.values())
+            to_start = [i for i in range(1, n + 1) if not self._host_ok(st, names.host_name(i), pids)]
             for i in to_start:  # write ahead: every resource is on record before it exists
                 st.hosts[names.host_name(i)] = self._record(i, subnet, content.flavor_for(i, flavors))
             self._save(st)
@@ -143,9 +144,10 @@ class Lab:
             self._write_access_files(st)
         return self.status()
 
-    def _host_ok(self, st: LabState, name: str) -> bool:
+    def _host_ok(self, st: LabState, name: str, pids: dict[str, list[int]]) -> bool:
+        """The host's launcher runs and so does its PID 1 (not halted, not between two boots)."""
         rec = st.hosts.get(name)
-        return rec is not None and self._running(rec)
+        return rec is not None and self._running(rec) and host.pid_one(pids.get(rec.netns, [])) is not None
 
     def _record(self, index: int, subnet: ipaddress.IPv4Network, pkg_mgr: str = "apt") -> HostRecord:
         name = names.host_name(index)

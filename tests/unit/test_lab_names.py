@@ -141,3 +141,12 @@ def test_state_round_trips_through_json():
     s = LabState(instance="x", token="x", subnet="10.213.1.0/24", bridge="pbl-x-br", base="/b")
     s.hosts["h01"] = HostRecord("h01", 1, "pbl-x-h1", "pbl-x-v1", "pbl-x-p1", "10.213.1.11", "/d", 42, 7)
     assert LabState.from_json(s.to_json()) == s
+
+
+def test_host_mac_is_fixed_unicast_and_local():
+    from patchbrain.lab.net import host_mac
+
+    mac = host_mac(ipaddress.IPv4Address("10.213.7.11"))
+    assert mac == "02:70:62:d5:07:0b"
+    assert int(mac[:2], 16) & 0b11 == 0b10  # locally administered, unicast
+    assert host_mac(ipaddress.IPv4Address("10.213.7.12")) != mac
