@@ -20,6 +20,7 @@ from patchbrain.lab.base import ensure_base
 from patchbrain.lab.state import HostRecord, LabState
 from patchbrain.lab.system import (
     atomic_write,
+    drop_lock_file,
     file_lock,
     process_start_time,
     require_kernel_features,
@@ -190,7 +191,10 @@ class Lab:
                         f"subnet {subnet} is already in use by {who}, which this lab instance does not own"
                         " (set PATCHBRAIN_LAB_SUBNET to another private /24)"
                     )
-            raise EnvironmentProblem("no free /24 left in 10.213.0.0/16 for the lab")
+            raise EnvironmentProblem(
+                "no free /24 in 10.213.0.0/16 for the lab (each overlaps an address, a route or another"
+                " instance here); set PATCHBRAIN_LAB_SUBNET to a free private /24"
+            )
 
     def _claimed_subnets(self) -> dict[str, str]:
         claimed: dict[str, str] = {}
@@ -311,6 +315,7 @@ class Lab:
             _unmount_under(self.dir)
             shutil.rmtree(self.dir, ignore_errors=True)
             state.release(self.names.token, self.state_file)
+            drop_lock_file(self.root / f".{self.instance}.lock")
 
     def _teardown_host(self, rec: HostRecord, *, keep_dir: bool) -> None:
         net.kill_namespaces([rec.netns])
@@ -400,6 +405,12 @@ def down_all(root: Path | None = None) -> list[str]:
             if entry.is_dir() and names.INSTANCE_RE.match(entry.name):
                 Lab(entry.name, root=lab_root).down()
                 removed.append(f"removed instance {entry.name}")
+        for lock in sorted(lab_root.glob(".*.lock")):  # lock files of instances gone before they were kept
+            instance = lock.name[1:-5]
+            if names.INSTANCE_RE.match(instance):
+                with file_lock(lock):
+                    if not (lab_root / instance).exists():
+                        drop_lock_file(lock)
     links, spaces = net.lab_resources()
     # Leftovers are what no live instance claims: instances of other PATCHBRAIN_HOMEs keep their hosts.
     claimed = {tok for tok in {_token_of(n) for n in links | spaces} if state.owner_of(tok) is not None}

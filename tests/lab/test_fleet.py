@@ -215,3 +215,12 @@ def test_a_halted_host_is_down_until_up_starts_it_with_its_disk(lab):
     lab.up(LAB_HOSTS)
     assert all(h.up for h in lab.status())
     assert _out(lab, "h01", "cat", "/root/kept").strip() == "kept"
+
+
+def test_running_inventory_follows_the_instance(lab, monkeypatch):
+    from patchbrain.lab import running_inventory
+
+    monkeypatch.setenv("PATCHBRAIN_LAB", lab.instance)
+    assert running_inventory() == lab.inventory_path()
+    monkeypatch.setenv("PATCHBRAIN_LAB", f"{lab.instance}none")
+    assert running_inventory() is None

@@ -150,3 +150,27 @@ def test_host_mac_is_fixed_unicast_and_local():
     assert mac == "02:70:62:d5:07:0b"
     assert int(mac[:2], 16) & 0b11 == 0b10  # locally administered, unicast
     assert host_mac(ipaddress.IPv4Address("10.213.7.12")) != mac
+
+
+def test_a_dropped_lock_file_is_replaced_for_the_next_holder(tmp_path):
+    import threading
+
+    from patchbrain.lab.system import drop_lock_file, file_lock
+
+    lock = tmp_path / ".x.lock"
+    order: list[str] = []
+    with file_lock(lock):
+        waiter = threading.Thread(target=lambda: _hold(lock, order))
+        waiter.start()
+        order.append("first")
+        drop_lock_file(lock)
+    waiter.join(10)
+    assert order == ["first", "second"]
+    assert lock.exists()  # the waiter locked a fresh file
+
+
+def _hold(lock, order):
+    from patchbrain.lab.system import file_lock
+
+    with file_lock(lock):
+        order.append("second")
