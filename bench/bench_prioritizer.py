@@ -86,6 +86,16 @@ def main(argv: list[str]) -> int:
     for key in ("average_precision", "recall_top5pct", "precision_at_100"):
         m, b = v["model"][key], v["cvss_baseline"][key]
         print(f"  {key:<24}{m:>10.4f}{b:>12.4f}{_ratio(m, b):>10}")
+    print(
+        f"  per slice (validation year): {'slice':<18}{'CVEs':>7}{'KEV':>5}{'AP model':>10}{'AP CVSS':>9}"
+        f"{'recall5% model':>16}{'recall5% CVSS':>15}"
+    )
+    for name, sm in v["slices"].items():
+        m, b = sm["model"], sm["cvss_baseline"]
+        print(
+            f"  {'':<29}{name:<18}{m['n']:>7}{m['positives']:>5}{m['average_precision']:>10.4f}"
+            f"{b['average_precision']:>9.4f}{m['recall_top5pct']:>16.3f}{b['recall_top5pct']:>15.3f}"
+        )
     ap_ratio = v["model"]["average_precision"] / v["cvss_baseline"]["average_precision"]
     print(
         f"  AP ratio to the CVSS sort: {ap_ratio:.2f}x (goal >= 4x: {'met' if ap_ratio >= 4 else 'NOT met'})"

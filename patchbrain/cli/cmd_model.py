@@ -198,6 +198,13 @@ def _print_validation(v: dict[str, Any]) -> None:
         m, b = v["model"][key], v["cvss_baseline"][key]
         table.add_row(label, f"{m:.4f}", f"{b:.4f}", f"{m / b:.2f}x" if b else "-")
     Console().print(table)
+    for name, sm in v.get("slices", {}).items():
+        m, b = sm["model"], sm["cvss_baseline"]
+        print(
+            f"  {name:<16} {m['n']:>6} CVEs, {m['positives']:>3} in KEV: AP {m['average_precision']:.4f} "
+            f"(CVSS {b['average_precision']:.4f}), recall top 5% {m['recall_top5pct']:.3f} "
+            f"(CVSS {b['recall_top5pct']:.3f})"
+        )
 
 
 def _score(args: argparse.Namespace) -> int:

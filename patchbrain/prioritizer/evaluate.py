@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -81,3 +82,42 @@ def cvss_baseline(x: FloatArray) -> FloatArray:
     v2 = x[:, F.FEATURE_INDEX["cvss2_score"]]
     best = np.where(np.isnan(v3), v2, v3)
     return np.nan_to_num(best, nan=0.0) + np.nan_to_num(v3, nan=0.0) * 1e-3
+
+
+_LINUX_MARKERS = ("linux", "debian", "ubuntu", "canonical", "redhat", "fedora", "suse", "centos", "gentoo")
+SEVERITY_BANDS = (("none", 0.0), ("low", 0.1), ("medium", 4.0), ("high", 7.0), ("critical", 9.0))
+
+
+def slice_names(x: FloatArray, rows: Sequence[Mapping[str, F.RawValue]]) -> dict[str, npt.NDArray[np.bool_]]:
+    """Masks of the slices metrics are reported for: CVSS severity band, and Linux-relevant or not
+    (a Linux distribution or the kernel among the vendor/product, or "linux" in the text signals)."""
+    sev = cvss_baseline(x)
+    out: dict[str, npt.NDArray[np.bool_]] = {}
+    bounds = [b for _, b in SEVERITY_BANDS[1:]] + [math.inf]
+    out["severity:none"] = sev < SEVERITY_BANDS[1][1]
+    for (name, low), high in zip(SEVERITY_BANDS[1:], bounds[1:], strict=True):
+        out[f"severity:{name}"] = (sev >= low) & (sev < high)
+    linux = np.array(
+        [any(m in f"{r.get('vendor') or ''} {r.get('product') or ''}" for m in _LINUX_MARKERS) for r in rows],
+        dtype=bool,
+    )
+    out["linux:yes"] = linux
+    out["linux:no"] = ~linux
+    return out
+
+
+def sliced_metrics(
+    labels: FloatArray, scores: FloatArray, x: FloatArray, rows: Sequence[Mapping[str, F.RawValue]]
+) -> dict[str, dict[str, dict[str, float | int]]]:
+    """Per slice: the model's metrics and the CVSS sort's (slices without a positive are left out)."""
+    y = np.asarray(labels, dtype=np.float64)
+    base = cvss_baseline(x)
+    out: dict[str, dict[str, dict[str, float | int]]] = {}
+    for name, mask in slice_names(x, rows).items():
+        if not mask.any() or y[mask].sum() == 0:
+            continue
+        out[name] = {
+            "model": metrics(y[mask], scores[mask]).as_dict(),
+            "cvss_baseline": metrics(y[mask], base[mask]).as_dict(),
+        }
+    return out

@@ -212,6 +212,7 @@ def train(
     x_val = F.encode(val_part.rows, vocab_v)
     model_m = evaluate.metrics(val_part.labels, booster_v.predict(x_val))
     base_m = evaluate.metrics(val_part.labels, evaluate.cvss_baseline(x_val))
+    slices = evaluate.sliced_metrics(val_part.labels, booster_v.predict(x_val), x_val, val_part.rows)
     validation = {
         "train_window": [config.train_from.isoformat(), config.validate_from.isoformat()],
         "validate_window": [config.validate_from.isoformat(), config.until.isoformat()],
@@ -219,6 +220,7 @@ def train(
         "train_positives": int(train_part.labels.sum()),
         "model": model_m.as_dict(),
         "cvss_baseline": base_m.as_dict(),
+        "slices": slices,
         "ap_ratio_to_cvss": (
             model_m.average_precision / base_m.average_precision if base_m.average_precision else None
         ),

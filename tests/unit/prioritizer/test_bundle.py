@@ -46,6 +46,8 @@ def test_bundle_holds_a_text_model_and_complete_metadata(sample_bundle_dir, samp
     assert {"average_precision", "recall_top5pct", "precision_at_100"} <= set(v["model"]) & set(
         v["cvss_baseline"]
     )
+    assert {"severity:critical", "linux:no"} <= set(v["slices"])
+    assert all(s["model"]["positives"] > 0 for s in v["slices"].values())
     assert not any(p.suffix in {".pkl", ".pickle", ".joblib"} for p in sample_bundle_dir.iterdir())
 
 
