@@ -91,15 +91,25 @@ class PairRisk:
 
 
 def _segment_sum(values: FloatArray, offsets: IntArray) -> FloatArray:
-    """Sum of values[offsets[i]:offsets[i+1]] for each i (0 for an empty segment), exact per segment."""
-    n = len(offsets) - 1
-    if n <= 0:
+    """Sum of values[offsets[i]:offsets[i+1]] for each i (0 for an empty segment), exact per segment.
+
+    reduceat needs every start inside the array, so a 0 is appended for segments that start at its end."""
+    if len(offsets) <= 1:
         return np.zeros(0, dtype=np.float64)
-    padded = np.append(values, 0.0)
     starts = offsets[:-1]
-    sums = np.add.reduceat(padded, starts)
+    sums = np.add.reduceat(np.append(values, 0.0), starts)
     sums[offsets[1:] == starts] = 0.0
     return np.asarray(sums, dtype=np.float64)
+
+
+def _segment_any(values: npt.NDArray[np.bool_], offsets: IntArray) -> npt.NDArray[np.bool_]:
+    """Whether any of values[offsets[i]:offsets[i+1]] is true (False for an empty segment)."""
+    if len(offsets) <= 1:
+        return np.zeros(0, dtype=bool)
+    starts = offsets[:-1]
+    out = np.logical_or.reduceat(np.append(values, False), starts)
+    out[offsets[1:] == starts] = False
+    return np.asarray(out, dtype=bool)
 
 
 def pair_risk(
@@ -111,14 +121,14 @@ def pair_risk(
 ) -> PairRisk:
     """Risk of n pairs; pair i's CVEs are cve_p[offsets[i]:offsets[i+1]] (CSR layout, n + 1 offsets)."""
     p = np.clip(np.asarray(cve_p, dtype=np.float64), 0.0, _P_MAX)
-    k = np.asarray(cve_kev, dtype=np.float64)
+    k = np.asarray(cve_kev, dtype=bool)
     off = np.asarray(offsets, dtype=np.int64)
     if p.shape != k.shape or off.ndim != 1 or len(off) < 1 or off[0] != 0 or off[-1] != len(p):
         raise ValueError("offsets must start at 0, end at len(cve_p), and cve_p/cve_kev must match")
     if np.any(np.diff(off) < 0):
         raise ValueError("offsets must be non-decreasing")
     p_any = -np.expm1(_segment_sum(np.log1p(-p), off))
-    kev = _segment_sum(k, off) > 0
+    kev = _segment_any(k, off)
     p_eff = 1.0 - (1.0 - p_any) * (1.0 - KEV_WEIGHT * kev)
     risk = p_eff * host_weight(criticality, exposure)
     return PairRisk(p_any=np.asarray(p_any), kev=kev, risk=np.asarray(risk, dtype=np.float64))
