@@ -66,7 +66,7 @@ def test_the_gate_refuses_a_poisoned_retrain_for_the_right_reason(poisoned_bundl
     result = G.validate(poisoned_bundle, sample_bundle, golden)
     codes = {r.code for r in result.reasons}
     assert not result.passed
-    assert codes & {"metric-regression:average_precision", "prediction-shift:kev-demoted"}, codes
+    assert codes and all(c.startswith(("metric-regression:", "prediction-shift:")) for c in codes), codes
     assert result.candidate_metrics["average_precision"] < result.current_metrics["average_precision"]
     assert "behaviour:monotonicity" not in codes  # the attack works through data, not through the model file
 
