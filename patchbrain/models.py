@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from patchbrain.windows import MaintenanceWindow
 
 Platform = Literal["vm", "baremetal"]
 PkgManager = Literal["apt", "dnf", "zypper"]
@@ -21,6 +24,7 @@ class Host:
     exposure: int = 3
     canary: bool | None = None
     pkg_mgr: PkgManager | None = None
+    windows: tuple[MaintenanceWindow, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ def _default(obj: Any) -> Any:
         return dataclasses.asdict(obj)
     if isinstance(obj, dt.datetime | dt.date):
         return obj.isoformat()
+    if isinstance(obj, dt.timedelta):
+        return obj.total_seconds()
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, enum.Enum):

@@ -43,6 +43,11 @@ class Store:
         return conn
 
     def _open(self) -> sqlite3.Connection:
+        if str(self.path) != ":memory:":
+            # Create the file 0600 before SQLite does (it would use the umask); its -wal and -shm
+            # files then get the same mode.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         try:
             conn = sqlite3.connect(
                 str(self.path), timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True
@@ -110,5 +115,15 @@ class Store:
 
 
 def _split_sql(script: str) -> list[str]:
-    """Split a migration script into statements (no semicolons inside our own DDL literals)."""
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Split a migration script into complete statements (trigger bodies with inner `;` stay whole)."""
+    statements: list[str] = []
+    buf = ""
+    for piece in script.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \t\n;"):
+                statements.append(buf.strip())
+            buf = ""
+    if buf.strip(" \t\n;"):
+        raise StoreError(f"incomplete SQL statement in a migration: {buf.strip()[:80]!r}")
+    return statements

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from patchbrain.store import Store, StoreError
@@ -37,3 +39,45 @@ def test_transaction_rolls_back_on_error(tmp_path):
         conn.execute("INSERT INTO t VALUES (1)")
         _ = 1 / 0
     assert store.connection().execute("SELECT count(*) FROM t").fetchone()[0] == 0
+
+
+def test_migrations_may_hold_triggers_with_inner_semicolons(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.migrate(
+        "demo",
+        [
+            """
+            CREATE TABLE t (a INTEGER);
+            -- a comment; with a semicolon
+            CREATE TRIGGER t_no_delete BEFORE DELETE ON t
+            BEGIN SELECT RAISE(ABORT, 'no; never'); END;
+            INSERT INTO t VALUES (1)
+            """
+        ],
+    )
+    conn = store.connection()
+    with pytest.raises(sqlite3.IntegrityError, match="no; never"):
+        conn.execute("DELETE FROM t")
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+
+
+def test_incomplete_migration_statement_is_refused(tmp_path):
+    with pytest.raises(StoreError, match="incomplete"):
+        Store(tmp_path / "s.db").migrate("demo", ["CREATE TRIGGER x BEFORE DELETE ON t BEGIN SELECT 1"])
+
+
+def test_store_files_are_private(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        store = Store(tmp_path / "s.db")
+        store.migrate("demo", ["CREATE TABLE t (a INTEGER)"])
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO t VALUES (1)")
+        for suffix in ("", "-wal", "-shm"):
+            path = tmp_path / f"s.db{suffix}"
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    finally:
+        os.umask(old)
