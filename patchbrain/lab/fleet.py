@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import ipaddress
 import logging
@@ -118,18 +119,14 @@ class Lab:
             for i in to_start:  # write ahead: every resource is on record before it exists
                 st.hosts[names.host_name(i)] = self._record(i, subnet)
             self._save(st)
-            for i in to_start:
-                rec = st.hosts[names.host_name(i)]
-                self._teardown_host(rec, keep_dir=True)
+            links, spaces = net.link_names(), net.netns_names()
+            recs = [st.hosts[names.host_name(i)] for i in to_start]
+            for rec in recs:
+                if rec.netns in spaces or {rec.veth, rec.peer} & links:  # leftovers of a crashed host
+                    self._teardown_host(rec, keep_dir=True)
                 host.prepare_dirs(Path(rec.dir))
-                net.create_host_net(
-                    netns=rec.netns,
-                    veth=rec.veth,
-                    peer=rec.peer,
-                    bridge=self.names.bridge,
-                    address=ipaddress.IPv4Address(rec.address),
-                    prefixlen=24,
-                )
+            net.create_host_nets(self.names.bridge, [_host_net(r) for r in recs])
+            for rec in recs:
                 self._start(rec, launch_sh, init_sh, st)
             self._save(st)
             self._wait([st.hosts[names.host_name(i)] for i in to_start])
@@ -256,14 +253,7 @@ class Lab:
                     subnet = ipaddress.IPv4Network(st.subnet)
                     self._teardown_host(rec, keep_dir=True)
                     net.create_bridge(self.names.bridge, names.bridge_address(subnet), 24)
-                    net.create_host_net(
-                        netns=rec.netns,
-                        veth=rec.veth,
-                        peer=rec.peer,
-                        bridge=self.names.bridge,
-                        address=ipaddress.IPv4Address(rec.address),
-                        prefixlen=24,
-                    )
+                    net.create_host_nets(self.names.bridge, [_host_net(rec)])
                 self._start(rec, self.dir / "bin/launch.sh", self.dir / "bin/init.sh", st)
             self._save(st)
             self._wait(recs)
@@ -316,11 +306,15 @@ class Lab:
         """Every recorded host: address, up (process alive and sshd answering), OS, groups and host vars."""
         recs = self.hosts()
         pids = net.pids_in(r.netns for r in recs)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(32, len(recs) or 1)) as pool:
+            banners = dict(
+                zip([r.name for r in recs], pool.map(host.ssh_banner, [r.address for r in recs]), strict=True)
+            )
         out = []
         for rec in recs:
             hv = inventory.LabHostVars(rec.index)
             pid1 = host.pid_one(pids.get(rec.netns, []))
-            up = self._running(rec) and pid1 is not None and host.ssh_banner(rec.address)
+            up = self._running(rec) and pid1 is not None and banners[rec.name]
             out.append(
                 HostStatus(
                     name=rec.name,
@@ -391,6 +385,10 @@ def down_all(root: Path | None = None) -> list[str]:
             run(["ip", "link", "del", link], check=False)
             removed.append(f"link {link}")
     return removed
+
+
+def _host_net(rec: HostRecord) -> net.HostNet:
+    return net.HostNet(rec.netns, rec.veth, rec.peer, ipaddress.IPv4Address(rec.address))
 
 
 def _kill_launcher(rec: HostRecord) -> None:

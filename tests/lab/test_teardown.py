@@ -163,3 +163,37 @@ def test_a_subnet_in_use_by_something_else_is_refused(sandbox):
     [h] = json.loads(got["auto"])
     assert ipaddress.IPv4Address(h["address"]) not in ipaddress.IPv4Network(got["preferred"])
     assert h["up"]
+
+
+def test_up_after_a_sigkilled_up_recovers_and_down_cleans_up(lab_fleet, sandbox):
+    lab_fleet.up(1)  # the base is built
+    got = sandbox(
+        """
+        import json, os, signal, subprocess, sys, time
+        from patchbrain.lab import Lab, names, net
+
+        env = dict(os.environ, PATCHBRAIN_LAB="again")
+        lab = [sys.executable, "-m", "patchbrain", "lab"]
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        up = subprocess.Popen([*lab, "up", "5"], env=env, **quiet)
+        owner = names.Names("again")
+        while up.poll() is None and len([n for n in net.netns_names() if owner.owns(n)]) < 3:
+            time.sleep(0.005)
+        up.send_signal(signal.SIGKILL)
+        up.wait()
+        again = subprocess.run([*lab, "up", "5", "--json"], env=env, capture_output=True, text=True)
+        hosts = json.loads(again.stdout) if again.returncode == 0 else []
+        ping = subprocess.run([*lab, "ssh", "h05", "hostname"], env=env, capture_output=True, text=True)
+        down = subprocess.run([*lab, "down"], env=env, capture_output=True, text=True)
+        left = sorted(n for n in net.netns_names() | net.link_names() if owner.owns(n))
+        print(json.dumps({"rc": again.returncode, "err": again.stderr, "up": [h["up"] for h in hosts],
+                          "hostname": ping.stdout.strip(), "down_rc": down.returncode, "left": left,
+                          "dir": Lab("again").dir.exists()}))
+        """
+    )
+    assert got["rc"] == 0, got["err"]
+    assert got["up"] == [True] * 5
+    assert got["hostname"] == "h05"
+    assert got["down_rc"] == 0
+    assert got["left"] == []
+    assert not got["dir"]
