@@ -159,3 +159,14 @@ def test_lab_variants_weaken(variant, kind, named):
         (c.kind, c.reason) for c in changes
     ]
     assert not any(c.effect == "unknown" for c in changes)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [("netdev_drop", "netdev_open"), ("inet_ingress", "inet_ingress_open")],
+    ids=["netdev-table", "inet-ingress-chain"],
+)
+def test_drop_removed_outside_the_paths_is_unknown_never_safe(before, after):
+    changes = diff.diff_ruleset("h", ruleset(before), ruleset(after))
+    effects = {c.effect for c in changes}
+    assert "unknown" in effects and effects <= {"unknown", "weakens"}, [(c.effect, c.reason) for c in changes]
