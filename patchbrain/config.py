@@ -47,3 +47,28 @@ def keys_dir() -> Path:
 def artifacts_dir() -> Path:
     """ansible-runner artifacts, one folder per wave: state_dir()/artifacts."""
     return state_dir() / "artifacts"
+
+
+def audit_key_name() -> str | None:
+    """The key that signs audit checkpoints automatically: $PATCHBRAIN_AUDIT_KEY, else none."""
+    return os.environ.get("PATCHBRAIN_AUDIT_KEY") or None
+
+
+def audit_key_passphrase_file() -> Path | None:
+    """The file holding the audit key's passphrase: $PATCHBRAIN_AUDIT_KEY_PASSPHRASE_FILE, else none."""
+    env = os.environ.get("PATCHBRAIN_AUDIT_KEY_PASSPHRASE_FILE")
+    return Path(env) if env else None
+
+
+def audit_checkpoint_every() -> int:
+    """Records between automatic audit checkpoints: $PATCHBRAIN_AUDIT_EVERY, else 1000."""
+    env = os.environ.get("PATCHBRAIN_AUDIT_EVERY")
+    try:
+        every = int(env) if env else 1000
+    except ValueError:
+        every = 0
+    if every < 1:
+        from patchbrain.errors import BadInput
+
+        raise BadInput("must be a positive integer", source="environment", field="PATCHBRAIN_AUDIT_EVERY")
+    return every

@@ -110,5 +110,15 @@ class Store:
 
 
 def _split_sql(script: str) -> list[str]:
-    """Split a migration script into statements (no semicolons inside our own DDL literals)."""
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Split a migration script into complete statements (trigger bodies with inner `;` stay whole)."""
+    statements: list[str] = []
+    buf = ""
+    for piece in script.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \t\n;"):
+                statements.append(buf.strip())
+            buf = ""
+    if buf.strip(" \t\n;"):
+        raise StoreError(f"incomplete SQL statement in a migration: {buf.strip()[:80]!r}")
+    return statements

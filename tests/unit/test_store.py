@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from patchbrain.store import Store, StoreError
@@ -37,3 +39,28 @@ def test_transaction_rolls_back_on_error(tmp_path):
         conn.execute("INSERT INTO t VALUES (1)")
         _ = 1 / 0
     assert store.connection().execute("SELECT count(*) FROM t").fetchone()[0] == 0
+
+
+def test_migrations_may_hold_triggers_with_inner_semicolons(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.migrate(
+        "demo",
+        [
+            """
+            CREATE TABLE t (a INTEGER);
+            -- a comment; with a semicolon
+            CREATE TRIGGER t_no_delete BEFORE DELETE ON t
+            BEGIN SELECT RAISE(ABORT, 'no; never'); END;
+            INSERT INTO t VALUES (1)
+            """
+        ],
+    )
+    conn = store.connection()
+    with pytest.raises(sqlite3.IntegrityError, match="no; never"):
+        conn.execute("DELETE FROM t")
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+
+
+def test_incomplete_migration_statement_is_refused(tmp_path):
+    with pytest.raises(StoreError, match="incomplete"):
+        Store(tmp_path / "s.db").migrate("demo", ["CREATE TRIGGER x BEFORE DELETE ON t BEGIN SELECT 1"])

@@ -1,0 +1,410 @@
+"""The audit log: appends chain, and every kind of tampering is named at the right record."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from patchbrain.audit import (
+    GENESIS_HASH,
+    AuditLog,
+    Checkpoint,
+    canonical_json,
+    record_hash,
+)
+from patchbrain.errors import BadInput
+from patchbrain.keys import KeyStore
+from patchbrain.store import Store
+
+_TRIGGERS = (
+    "audit_log_no_update",
+    "audit_log_no_delete",
+    "audit_checkpoint_no_update",
+    "audit_checkpoint_no_delete",
+)
+_COLS = "time, actor, action, subject, payload, payload_hash, prev_hash, record_hash"
+
+
+@pytest.fixture(scope="module")
+def keystore(tmp_path_factory):
+    ks = KeyStore(tmp_path_factory.mktemp("auditkeys") / "keys")
+    ks.new("auditor")
+    ks.new("stranger")
+    return ks
+
+
+@pytest.fixture(scope="module")
+def signer(keystore):
+    return keystore.load_private("auditor")
+
+
+def make_log(path, n, signer=None, every=1000):
+    log = AuditLog(Store(path), signer=signer, every=every)
+    entries = [("alice", "test.op", f"host{i}", {"i": i, "note": "ünïcode"}) for i in range(1, n + 1)]
+    if signer is None:
+        log.append_many(entries)
+    else:  # one by one, so the automatic checkpoints land every `every` records
+        for entry in entries:
+            log.append(*entry)
+    return log
+
+
+def attacker(path) -> sqlite3.Connection:
+    """A raw connection by someone who can write the database file and drops the guard triggers."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for t in _TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS {t}")
+    return conn
+
+
+def payload_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# -- tampering, one function per kind -------------------------------------------------------------------
+
+
+def edit_payload(conn, k):
+    conn.execute("UPDATE audit_log SET payload = ? WHERE seq = ?", ('{"i":-1}', k))
+
+
+def edit_actor(conn, k):
+    conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = ?", (k,))
+
+
+def edit_payload_and_its_hash(conn, k):
+    text = '{"i":-1}'
+    conn.execute(
+        "UPDATE audit_log SET payload = ?, payload_hash = ? WHERE seq = ?", (text, payload_hash(text), k)
+    )
+
+
+def delete(conn, k):
+    conn.execute("DELETE FROM audit_log WHERE seq = ?", (k,))
+
+
+def delete_and_renumber(conn, k):
+    conn.execute("DELETE FROM audit_log WHERE seq = ?", (k,))
+    conn.execute("UPDATE audit_log SET seq = -(seq - 1) WHERE seq > ?", (k,))
+    conn.execute("UPDATE audit_log SET seq = -seq WHERE seq < 0")
+
+
+def reorder(conn, k):
+    """Swap records k and k+1 (everything but the seq column)."""
+    a = conn.execute(f"SELECT {_COLS} FROM audit_log WHERE seq = ?", (k,)).fetchone()  # noqa: S608
+    b = conn.execute(f"SELECT {_COLS} FROM audit_log WHERE seq = ?", (k + 1,)).fetchone()  # noqa: S608
+    sql = f"UPDATE audit_log SET ({_COLS}) = (?, ?, ?, ?, ?, ?, ?, ?) WHERE seq = ?"  # noqa: S608
+    conn.execute(sql, (*b, k))
+    conn.execute(sql, (*a, k + 1))
+
+
+def _make_room(conn, k):
+    conn.execute("UPDATE audit_log SET seq = -(seq + 1) WHERE seq >= ?", (k,))
+    conn.execute("UPDATE audit_log SET seq = -seq WHERE seq < 0")
+
+
+def insert_chained(conn, k):
+    """Insert a well-formed record at k that links to k-1 (the attacker knows the format)."""
+    _make_room(conn, k)
+    prev = conn.execute("SELECT record_hash FROM audit_log WHERE seq = ?", (k - 1,)).fetchone()
+    prev_hash = prev[0] if prev else GENESIS_HASH
+    text = canonical_json({"forged": True})
+    t = "2026-01-01T00:00:00.000000Z"
+    h = record_hash(k, t, "mallory", "test.op", "x", payload_hash(text), prev_hash)
+    conn.execute(
+        "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (k, t, "mallory", "test.op", "x", text, payload_hash(text), prev_hash, h),
+    )
+
+
+def insert_naive(conn, k):
+    _make_room(conn, k)
+    text = canonical_json({"forged": True})
+    conn.execute(
+        "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            k,
+            "2026-01-01T00:00:00.000000Z",
+            "mallory",
+            "test.op",
+            "x",
+            text,
+            payload_hash(text),
+            "a" * 64,
+            "b" * 64,
+        ),
+    )
+
+
+TAMPERING = {
+    "edited": [edit_payload, edit_actor, edit_payload_and_its_hash],
+    "deleted": [delete, delete_and_renumber],
+    "reordered": [reorder],
+    "inserted": [insert_chained, insert_naive],
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "tamper"),
+    [(kind, fn) for kind, fns in TAMPERING.items() for fn in fns],
+    ids=[fn.__name__ for fns in TAMPERING.values() for fn in fns],
+)
+@pytest.mark.parametrize("k", [1, 7, 19])
+def test_tampering_is_named_at_the_right_record(tmp_path, keystore, kind, tamper, k):
+    path = tmp_path / "a.db"
+    log = make_log(path, 20)
+    assert log.verify(keystore).ok
+    tamper(attacker(path), k)
+    result = log.verify(keystore)
+    assert not result.ok
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.seq) == (kind, k), result.problem
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.data(),
+    n=st.integers(min_value=2, max_value=40),
+    kind=st.sampled_from(sorted(TAMPERING)),
+)
+def test_tampering_anywhere_is_named(tmp_path_factory, keystore, data, n, kind):
+    path = tmp_path_factory.mktemp("h") / "a.db"
+    log = make_log(path, n)
+    # deleting the last record is a truncation, which needs a checkpoint (tested below)
+    last = n - 1 if kind in ("reordered", "deleted") else n
+    k = data.draw(st.integers(min_value=1, max_value=last), label="k")
+    tamper = data.draw(st.sampled_from(TAMPERING[kind]), label="tamper")
+    tamper(attacker(path), k)
+    result = log.verify(keystore)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.seq) == (kind, k), result.problem
+
+
+def test_truncation_below_a_checkpoint_is_named(tmp_path, keystore, signer):
+    path = tmp_path / "a.db"
+    log = make_log(path, 20, signer=signer, every=5)
+    assert [cp.seq for cp in log.checkpoints()] == [5, 10, 15, 20]
+    attacker(path).execute("DELETE FROM audit_log WHERE seq > 12")
+    result = log.verify(keystore)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.seq, result.problem.last_seq) == ("truncated", 13, 15)
+
+
+def test_truncation_of_log_and_checkpoints_is_reported_as_unproven_tail(tmp_path, keystore, signer):
+    """Honest limit: with the later checkpoints removed too, the store alone cannot show the truncation."""
+    path = tmp_path / "a.db"
+    log = make_log(path, 20, signer=signer, every=5)
+    conn = attacker(path)
+    conn.execute("DELETE FROM audit_log WHERE seq > 12")
+    conn.execute("DELETE FROM audit_checkpoint WHERE seq > 12")
+    result = log.verify(keystore)
+    assert result.ok
+    assert (result.last_checkpoint_seq, result.unproven_tail) == (10, 2)
+    assert any("cannot be detected" in n for n in result.notes)
+
+
+def test_an_exported_checkpoint_anchor_catches_that_truncation(tmp_path, keystore, signer):
+    path = tmp_path / "a.db"
+    log = make_log(path, 20, signer=signer, every=5)
+    anchor = Checkpoint.from_dict(log.checkpoints()[-1].to_dict())
+    conn = attacker(path)
+    conn.execute("DELETE FROM audit_log WHERE seq > 12")
+    conn.execute("DELETE FROM audit_checkpoint WHERE seq > 12")
+    result = log.verify(keystore, anchors=[anchor])
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.seq) == ("truncated", 13)
+
+
+def test_a_rechained_rewrite_is_caught_by_the_next_checkpoint(tmp_path, keystore, signer):
+    path = tmp_path / "a.db"
+    log = make_log(path, 20, signer=signer, every=5)
+    conn = attacker(path)
+    prev = GENESIS_HASH
+    for seq, t, actor, action, subject, payload, ph, _p, _h in conn.execute(
+        "SELECT * FROM audit_log ORDER BY seq"
+    ).fetchall():
+        if seq == 7:
+            payload = canonical_json({"i": "rewritten"})
+            ph = payload_hash(payload)
+        h = record_hash(seq, t, actor, action, subject, ph, prev)
+        conn.execute(
+            "UPDATE audit_log SET payload = ?, payload_hash = ?, prev_hash = ?, record_hash = ? "
+            "WHERE seq = ?",
+            (payload, ph, prev, h, seq),
+        )
+        prev = h
+    result = log.verify(keystore)
+    assert result.problem is not None
+    assert result.problem.kind == "rewritten"
+    assert result.problem.seq <= 7 <= (result.problem.last_seq or 0)
+    assert (result.problem.seq, result.problem.last_seq) == (6, 10)
+
+
+def test_no_checkpoint_means_the_whole_log_is_unproven(tmp_path, keystore):
+    result = make_log(tmp_path / "a.db", 3).verify(keystore)
+    assert result.ok
+    assert (result.last_checkpoint_seq, result.unproven_tail) == (0, 3)
+    assert any("no signed checkpoints" in n for n in result.notes)
+
+
+def test_checkpoint_with_a_flipped_signature_is_refused(tmp_path, keystore, signer):
+    path = tmp_path / "a.db"
+    log = make_log(path, 10, signer=signer, every=5)
+    sig = log.checkpoints()[0].signature
+    bad = sig.replace(sig[40], "A" if sig[40] != "A" else "B", 1)
+    attacker(path).execute("UPDATE audit_checkpoint SET signature = ? WHERE n = 1", (bad,))
+    result = log.verify(keystore)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.seq) == ("bad-checkpoint", 5)
+
+
+def test_checkpoint_by_an_unknown_key_proves_nothing(tmp_path, keystore):
+    other = KeyStore(tmp_path / "otherkeys")
+    other.new("rogue")
+    log = make_log(tmp_path / "a.db", 4)
+    log.checkpoint(other.load_private("rogue"))
+    result = log.verify(keystore)
+    assert result.problem is not None
+    assert result.problem.kind == "bad-checkpoint"
+    assert "not in the key store" in result.problem.detail
+
+
+def test_deleted_middle_checkpoint_is_named(tmp_path, keystore, signer):
+    path = tmp_path / "a.db"
+    log = make_log(path, 15, signer=signer, every=5)
+    attacker(path).execute("DELETE FROM audit_checkpoint WHERE n = 2")
+    result = log.verify(keystore)
+    assert result.problem is not None
+    assert result.problem.kind == "bad-checkpoint"
+    assert "#2 is missing" in result.problem.detail
+
+
+def test_append_chains_and_reads_back(tmp_path, keystore):
+    log = AuditLog(Store(tmp_path / "a.db"))
+    assert log.head() == (0, GENESIS_HASH)
+    s1 = log.append("alice", "plan.approve", "plan-1", {"b": 2, "a": [1, "x"]})
+    s2 = log.append("bob", "wave.start", "wave-1", {})
+    assert (s1, s2) == (1, 2)
+    r1, r2 = log.records()
+    assert r1.payload == {"a": [1, "x"], "b": 2}
+    assert r1.prev_hash == GENESIS_HASH
+    assert r2.prev_hash == r1.record_hash
+    assert log.head() == (2, r2.record_hash)
+    assert log.verify(keystore).ok
+
+
+def test_records_filters(tmp_path):
+    times = iter(dt.datetime(2026, 11, 1, tzinfo=dt.UTC) + dt.timedelta(days=d) for d in range(10))
+    log = AuditLog(Store(tmp_path / "a.db"), clock=lambda: next(times))
+    for action in ["plan.create", "plan.approve", "wave.start", "plan.approve", "wave.end"]:
+        log.append("alice", action, "s", {})
+    assert [r.seq for r in log.records(action="plan.*")] == [1, 2, 4]
+    assert [r.seq for r in log.records(action="plan.approve")] == [2, 4]
+    assert [r.seq for r in log.records(since=dt.datetime(2026, 11, 3, tzinfo=dt.UTC))] == [3, 4, 5]
+    assert [r.seq for r in log.records(after_seq=3)] == [4, 5]
+    assert [r.seq for r in log.records(since=dt.datetime(2026, 11, 2, tzinfo=dt.UTC), action="wave.*")] == [
+        3,
+        5,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("", "a.b", "s", {}), "actor"),
+        (("al\x1bice", "a.b", "s", {}), "actor"),
+        (("alice", "Plan Approve", "s", {}), "action"),
+        (("alice", "a.b", "s\n", {}), "subject"),
+        (("alice", "a.b", "s", {"x": float("nan")}), "payload"),
+        (("alice", "a.b", "s", {"x": object()}), "payload"),
+        (("alice", "a.b", "s", {1: 2}), "payload"),
+        (("alice", "a.b", "s", [1]), "payload"),
+    ],
+)
+def test_invalid_records_are_refused(tmp_path, args, field):
+    log = AuditLog(Store(tmp_path / "a.db"))
+    with pytest.raises(BadInput) as exc:
+        log.append(*args)
+    assert exc.value.field == field
+    assert list(log.records()) == []
+
+
+def test_the_store_refuses_update_and_delete(tmp_path):
+    log = make_log(tmp_path / "a.db", 3)
+    conn = log.store.connection()
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("UPDATE audit_log SET actor = 'x' WHERE seq = 1")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("DELETE FROM audit_log")
+
+
+def test_automatic_checkpoints(tmp_path, keystore, signer):
+    log = AuditLog(Store(tmp_path / "a.db"), signer=signer, every=5)
+    for i in range(12):
+        log.append("alice", "test.op", "s", {"i": i})
+    assert [(cp.n, cp.seq) for cp in log.checkpoints()] == [(1, 5), (2, 10)]
+    log.append_many([("alice", "test.op", "s", {})] * 4)  # 13..16 crosses 15: one checkpoint at the batch end
+    assert [cp.seq for cp in log.checkpoints()] == [5, 10, 16]
+    result = log.verify(keystore)
+    assert result.ok
+    assert (result.checkpoints_verified, result.last_checkpoint_seq, result.unproven_tail) == (3, 16, 0)
+
+
+def test_on_demand_checkpoint(tmp_path, keystore, signer):
+    log = AuditLog(Store(tmp_path / "a.db"))
+    with pytest.raises(BadInput, match="empty"):
+        log.checkpoint(signer)
+    log.append("alice", "test.op", "s", {})
+    cp = log.checkpoint(signer)
+    assert (cp.n, cp.seq, cp.key_name) == (1, 1, "auditor")
+    assert log.checkpoint(signer) == cp  # nothing new to sign: the same checkpoint
+    log.append("alice", "test.op", "s", {})
+    assert log.checkpoint(signer).n == 2
+
+
+def test_checkpoint_from_dict_refuses_bad_fields():
+    with pytest.raises(BadInput, match="seq"):
+        Checkpoint.from_dict(
+            {
+                "type": "checkpoint",
+                "n": 1,
+                "seq": "1",
+                "record_hash": "x",
+                "time": "t",
+                "key_name": "k",
+                "key_fingerprint": "f",
+                "signature": "s",
+            }
+        )
+
+
+@pytest.mark.parametrize("k", [1, 4095, 4096, 4097, 5000])
+def test_break_across_fetch_chunks_counts_the_good_prefix(tmp_path, keystore, k):
+    """The verifier reads in chunks; a break at any position, chunk edges included, is named exactly."""
+    path = tmp_path / "a.db"
+    log = make_log(path, 5000)
+    edit_actor(attacker(path), k)
+    result = log.verify(keystore)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.seq, result.records, result.last_seq) == (
+        "edited",
+        k,
+        k - 1,
+        k - 1,
+    )
+
+
+@pytest.mark.parametrize("k", [4096, 4097])
+def test_insert_at_a_chunk_edge_is_named(tmp_path, keystore, k):
+    path = tmp_path / "a.db"
+    log = make_log(path, 5000)
+    insert_naive(attacker(path), k)
+    result = log.verify(keystore)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.seq) == ("inserted", k)
