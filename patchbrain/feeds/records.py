@@ -29,7 +29,8 @@ class CveRecord:
     """One CVE as one feed describes it.
 
     `provenance` maps a field name (e.g. "cvss3_score") to where its value came from; fields absent from
-    the feed are None or empty and have no provenance entry.
+    the feed are None or empty and have no provenance entry. CVSS scores are computed from the vectors by
+    the `cvss` library, never copied from the feed. `rejected` marks CVEs their CNA withdrew.
     """
 
     cve_id: str
@@ -46,3 +47,5 @@ class CveRecord:
     references: tuple[Reference, ...] = ()
     rejected: bool = False
     provenance: dict[str, Provenance] = dataclasses.field(default_factory=dict, compare=False)
+    cvss4_vector: str | None = None
+    cvss4_score: float | None = None
