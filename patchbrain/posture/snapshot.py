@@ -1,0 +1,153 @@
+"""Raw posture documents (what the `posture` role returns per host) and their parsing into a Snapshot.
+
+A raw document keeps each tool's exact output, so a snapshot file is evidence that can be re-parsed later:
+
+    {"schema": 1, "host": "web1", "collected_at": "...",
+     "probes": {"nft_ruleset": {"rc": 0, "stdout": "...", "stderr": "", "missing": false}, ...}}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from patchbrain.errors import BadInput
+from patchbrain.posture import firewalld, iptables, nft, selinux, sockets, ufw
+from patchbrain.posture.models import Ruleset, Snapshot, Table
+
+RAW_SCHEMA = 1
+FILE_SCHEMA = "patchbrain.posture.snapshot/1"
+# probe name -> exit codes that still mean "the tool answered" (anything else is bad input)
+PROBES: dict[str, frozenset[int]] = {
+    "nft_ruleset": frozenset({0}),
+    "iptables_save": frozenset({0}),
+    "ip6tables_save": frozenset({0}),
+    "iptables_legacy_save": frozenset({0}),
+    "ip6tables_legacy_save": frozenset({0}),
+    "firewalld_state": frozenset({0, 252}),
+    "firewalld_zones": frozenset({0}),
+    "ufw_status": frozenset({0}),
+    "getenforce": frozenset({0}),
+    "sestatus": frozenset({0}),
+    "selinux_enforce": frozenset({0}),
+    "selinux_config": frozenset({0}),
+    "getsebool": frozenset({0, 1}),
+    "semanage_permissive": frozenset({0}),
+    "semodule": frozenset({0}),
+    "ss": frozenset({0}),
+}
+SELINUX_PROBES = {
+    "getenforce": "getenforce",
+    "sestatus": "sestatus",
+    "selinux_enforce": "enforce_file",
+    "selinux_config": "config",
+    "getsebool": "getsebool",
+    "semanage_permissive": "permissive",
+    "semodule": "modules",
+}
+
+
+def outputs(doc: dict[str, Any], *, host: str) -> dict[str, str]:
+    """The stdout of every probe whose tool was present, after checking exit codes."""
+    probes = doc.get("probes")
+    if not isinstance(probes, dict):
+        raise BadInput("no 'probes' object", source=f"{host}: posture document", field="probes")
+    out: dict[str, str] = {}
+    for name, result in probes.items():
+        if name not in PROBES:
+            continue  # a newer role may collect more; unknown probes are not ours to judge
+        if not isinstance(result, dict):
+            raise BadInput("probe result is not an object", source=f"{host}: {name}", field=name)
+        if result.get("missing"):
+            continue
+        rc = result.get("rc")
+        stdout = result.get("stdout", "")
+        if not isinstance(stdout, str):
+            raise BadInput("stdout is not text", source=f"{host}: {name}", field="stdout")
+        if rc not in PROBES[name]:
+            err = str(result.get("stderr", ""))[:200].strip()
+            raise BadInput(f"exited {rc}: {err or 'no error text'}", source=f"{host}: {name}", field="rc")
+        out[name] = stdout
+    return out
+
+
+def _merge(nft_tables: tuple[Table, ...], ipt: list[Table]) -> tuple[Table, ...]:
+    """nft tables, with iptables-nft's own tables shown as iptables-save reads them (no duplicates)."""
+    managed = {(t.family, t.name) for t in ipt if t.source == "iptables-nft"}
+    kept = [t for t in nft_tables if (t.family, t.name) not in managed]
+    return tuple(sorted([*kept, *ipt], key=lambda t: t.key))
+
+
+def parse_document(doc: Any, *, host: str | None = None) -> Snapshot:
+    """One host's raw document as a Snapshot (BadInput names the host and the source on any doubt)."""
+    if not isinstance(doc, dict):
+        raise BadInput("posture document is not an object", source=f"{host or '?'}: posture document")
+    name = str(doc.get("host") or host or "?")
+    if doc.get("schema") != RAW_SCHEMA:
+        raise BadInput(
+            f"unsupported document schema {doc.get('schema')!r} (expected {RAW_SCHEMA})",
+            source=f"{name}: posture document",
+            field="schema",
+        )
+    out = outputs(doc, host=name)
+    nft_tables: tuple[Table, ...] = ()
+    if "nft_ruleset" in out:
+        nft_tables = nft.parse_ruleset(out["nft_ruleset"], host=name)
+    ipt: list[Table] = []
+    for probe, tool in (
+        ("iptables_save", "iptables-save"),
+        ("ip6tables_save", "ip6tables-save"),
+        ("iptables_legacy_save", "iptables-legacy-save"),
+        ("ip6tables_legacy_save", "ip6tables-legacy-save"),
+    ):
+        if probe in out:
+            tables = iptables.parse_save(out[probe], host=name, tool=tool)
+            if "legacy" in probe:
+                tables = tuple(t for t in tables if t.source == "iptables-legacy")
+            ipt.extend(t for t in tables if t.key not in {x.key for x in ipt})
+    fw = firewalld.build(
+        {k: out[p] for p, k in (("firewalld_state", "state"), ("firewalld_zones", "zones")) if p in out},
+        host=name,
+    )
+    return Snapshot(
+        host=name,
+        taken_at=str(doc.get("collected_at", "")),
+        ruleset=Ruleset(_merge(nft_tables, ipt)),
+        firewalld=fw,
+        ufw=ufw.parse_status(out["ufw_status"], host=name) if "ufw_status" in out else None,
+        selinux=selinux.build({k: out[p] for p, k in SELINUX_PROBES.items() if p in out}, host=name),
+        sockets=sockets.parse_ss(out["ss"], host=name) if "ss" in out else None,
+        sources=tuple(sorted(out)),
+    )
+
+
+def load_file(path: Path) -> dict[str, dict[str, Any]]:
+    """A snapshot file: {host: raw document}. Accepts the file format or a bare {host: document} map."""
+    source = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read: {exc.strerror}", source=source) from exc
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"not a JSON snapshot file ({exc})", source=source) from exc
+    if not isinstance(doc, dict):
+        raise BadInput("top level is not an object", source=source)
+    if "schema" in doc:
+        if doc.get("schema") != FILE_SCHEMA:
+            raise BadInput(
+                f"unknown snapshot file schema {doc.get('schema')!r}", source=source, field="schema"
+            )
+        hosts = doc.get("hosts")
+    else:
+        hosts = doc
+    if not isinstance(hosts, dict) or not hosts:
+        raise BadInput("no hosts in the snapshot file", source=source, field="hosts")
+    return {str(h): d for h, d in hosts.items()}
+
+
+def file_document(hosts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The JSON object a snapshot file holds."""
+    return {"schema": FILE_SCHEMA, "hosts": hosts}
