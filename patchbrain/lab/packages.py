@@ -528,6 +528,8 @@ def build_rpm(v: Variant | str, out_dir: Path, *, version: str | None = None) ->
 def build_provides_rpm(out_dir: Path) -> Path:
     """The virtual-provides RPM: declares to rpm what the dpkg-managed Debian base already has."""
     provides = "".join(f"Provides: {p}\n" for p in BASE_PROVIDES)
+    # dnf takes $releasever from the package that provides system-release(releasever).
+    provides += f"Provides: system-release(releasever) = {PROVIDES_VERSION}\n"
     spec = (
         f"Name: {PROVIDES_PACKAGE}\n"
         f"Version: {PROVIDES_VERSION}\n"

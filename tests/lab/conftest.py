@@ -1,0 +1,62 @@
+"""The lab fleet for tests: one instance per pytest session, every host reset before each test uses it.
+
+The instance is named `t<pid>` (or $PATCHBRAIN_TEST_LAB), so concurrent sessions never share or tear
+down each other's hosts. Tests that need namespaces of their own (down --all, subnet conflicts) run in a
+sandbox: fresh network, mount and pid namespaces, where nothing of the machine's is visible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from patchbrain.lab import Lab
+
+LAB_HOSTS = 4
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def lab_fleet() -> Iterator[Lab]:
+    """One fleet of LAB_HOSTS hosts for the whole session, torn down at the end."""
+    lab = Lab(os.environ.get("PATCHBRAIN_TEST_LAB") or f"t{os.getpid() % 100000}")
+    try:
+        lab.up(LAB_HOSTS)
+        lab.fresh = True  # type: ignore[attr-defined]
+        yield lab
+    finally:
+        lab.down()
+
+
+@pytest.fixture
+def lab(lab_fleet: Lab) -> Lab:
+    """The session's fleet with every host fresh (overlay upper dirs wiped by `lab reset`)."""
+    if not getattr(lab_fleet, "fresh", False):
+        lab_fleet.reset()
+    lab_fleet.fresh = False  # type: ignore[attr-defined]
+    return lab_fleet
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path):
+    """Run a Python snippet as PID 1 of fresh net/mount/pid namespaces; returns what it prints as JSON."""
+
+    def run(code: str, timeout: float = 300) -> dict:
+        script = tmp_path / "sandbox.py"
+        script.write_text(textwrap.dedent(code))
+        env = dict(os.environ, PATCHBRAIN_HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT))
+        setup = 'mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns && ip link set lo up && exec "$@"'
+        argv = ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private"]
+        argv += ["--kill-child", "--", "sh", "-c", setup, "sh", sys.executable, str(script)]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    return run
