@@ -74,6 +74,8 @@ def _created(value: Any) -> dt.datetime | None:
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, list):
+        value = " ".join(v for v in value if isinstance(v, str))
     return value[:_MSG_MAX] if isinstance(value, str) else ""
 
 
