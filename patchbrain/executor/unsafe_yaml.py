@@ -40,7 +40,8 @@ _PlainDumper.add_representer(dict, _represent_mapping)
 
 
 def _reads_as_str(value: str) -> bool:
-    return yaml.resolver.Resolver().resolve(yaml.ScalarNode, value, (True, False)) == _STR
+    resolved = yaml.resolver.Resolver().resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+    return bool(resolved == _STR)
 
 
 def dump_unsafe(data: Mapping[str, Any]) -> str:
