@@ -31,7 +31,7 @@ from patchbrain.executor.events import HostEvent, TaskFailed
 from patchbrain.executor.request import RunHooks, RunRequest
 from patchbrain.feeds.versions import compare
 from patchbrain.journal import Journal
-from patchbrain.plans import Plan, plan_document
+from patchbrain.plans import Plan, PlannedHost, plan_document
 from patchbrain.store import Store
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,37 @@ def posture_available() -> bool:
     return (resources.roles_dir() / "posture" / "tasks" / "main.yml").is_file()
 
 
+def host_result(planned: PlannedHost, doc: Any) -> HostResult:
+    """Judge one host from the patch role's document: patched, unchanged, or mismatch (with what differs).
+
+    The host counts as patched only if every planned package is now at exactly the planned version.
+    """
+    requested = {p.name: p.version for p in planned.packages}
+    family = pkgspec.family_of(planned.pkg_mgr)
+    parse = parse_dpkg_installed if family == "deb" else parse_rpm_installed
+    doc = doc if isinstance(doc, Mapping) else {}
+    before = parse(doc["before"] if isinstance(doc.get("before"), str) else "")
+    after = parse(doc["after"] if isinstance(doc.get("after"), str) else "")
+    reboot = doc.get("reboot_required")
+    ordering = "dpkg" if family == "deb" else "rpm"
+    wrong = [
+        f"{name}: wanted {version}, found {after.get(name, 'nothing')}"
+        for name, version in requested.items()
+        if name not in after or compare(ordering, after[name], version) != 0
+    ]
+    if not doc:
+        state, msg = "mismatch", "the patch role returned no result for this host"
+    elif wrong:
+        state, msg = "mismatch", "; ".join(wrong)
+    elif all(before.get(n) == after.get(n) for n in requested):
+        state, msg = "unchanged", "already at the planned versions"
+    else:
+        state, msg = "patched", ", ".join(f"{n} {before.get(n, '-')} -> {after[n]}" for n in requested)
+    return HostResult(
+        planned.host, state, requested, before, after, reboot if isinstance(reboot, bool) else None, msg
+    )
+
+
 class _Wave:
     """Runs one wave; keeps the journal in step."""
 
@@ -230,33 +261,6 @@ class _Wave:
                 fine.append(host)
         return tuple(fine)
 
-    def _host_result(self, host: str, doc: Any) -> HostResult:
-        planned = self.plan.hosts[host]
-        requested = {p.name: p.version for p in planned.packages}
-        family = pkgspec.family_of(planned.pkg_mgr)
-        parse = parse_dpkg_installed if family == "deb" else parse_rpm_installed
-        doc = doc if isinstance(doc, Mapping) else {}
-        before = parse(doc.get("before", "") if isinstance(doc.get("before"), str) else "")
-        after = parse(doc.get("after", "") if isinstance(doc.get("after"), str) else "")
-        reboot = doc.get("reboot_required")
-        ordering = "dpkg" if family == "deb" else "rpm"
-        wrong = [
-            f"{name}: wanted {version}, found {after.get(name, 'nothing')}"
-            for name, version in requested.items()
-            if name not in after or compare(ordering, after[name], version) != 0
-        ]
-        if not doc:
-            state, msg = "mismatch", "the patch role returned no result for this host"
-        elif wrong:
-            state, msg = "mismatch", "; ".join(wrong)
-        elif all(before.get(n) == after.get(n) for n in requested):
-            state, msg = "unchanged", "already at the planned versions"
-        else:
-            state, msg = "patched", ", ".join(f"{n} {before.get(n, '-')} -> {after[n]}" for n in requested)
-        return HostResult(
-            host, state, requested, before, after, reboot if isinstance(reboot, bool) else None, msg
-        )
-
     def _posture(self, result: runner.RunResult, hosts: tuple[str, ...], phase: str) -> dict[str, Any]:
         docs = result.data.get(POSTURE_KEY)
         out: dict[str, Any] = {}
@@ -304,7 +308,9 @@ class _Wave:
             posture_post = self._posture(patch, patched_ok, "post")
             docs = patch.data.get(PATCH_KEY)
             for host in patched_ok:
-                res = self._host_result(host, docs.get(host) if isinstance(docs, Mapping) else None)
+                res = host_result(
+                    self.plan.hosts[host], docs.get(host) if isinstance(docs, Mapping) else None
+                )
                 results[host] = res
                 self.move(host, res.state, res.message)
             if patch.status == "canceled":
