@@ -613,7 +613,8 @@ def _judge(
                     "truncated",
                     walk.last_seq + 1,
                     f"the log ends at seq {walk.last_seq} but {label} (signed by {public.name}) covers seq "
-                    f"{cp.seq}: records {walk.last_seq + 1}..{cp.seq} (at least) were removed",
+                    f"{cp.seq}: {_span(walk.last_seq + 1, cp.seq)} (at least) "
+                    f"{_were(walk.last_seq + 1, cp.seq)} removed",
                     last_seq=cp.seq,
                 )
             )
@@ -721,6 +722,15 @@ def open_audit_log(store: Store | None = None, keystore: KeyStore | None = None)
     signer = None
     if name:
         pw_file = config.audit_key_passphrase_file()
-        passphrase = pw_file.read_bytes().rstrip(b"\r\n") if pw_file is not None else None
+        passphrase = None
+        if pw_file is not None:
+            try:
+                passphrase = pw_file.read_bytes().rstrip(b"\r\n")
+            except OSError as exc:
+                raise BadInput(
+                    f"cannot read ({exc.strerror})",
+                    source=str(pw_file),
+                    field="PATCHBRAIN_AUDIT_KEY_PASSPHRASE_FILE",
+                ) from exc
         signer = (keystore or KeyStore()).load_private(name, passphrase)
     return AuditLog(store, signer=signer, every=config.audit_checkpoint_every())

@@ -525,10 +525,16 @@ class KeyStore:
         return out
 
     def by_fingerprint(self, fingerprint: str) -> PublicKey | None:
-        """The public key here whose fingerprint is `fingerprint`, if any."""
-        for info in self.list():
-            if info.fingerprint == fingerprint:
-                return self.public(info.name)
+        """The public key here whose fingerprint is `fingerprint`, if any (reads public files only)."""
+        if not self.dir.is_dir():
+            return None
+        for pub in sorted(self.dir.glob("*.pub")):
+            try:
+                key = self.public(pub.name[: -len(".pub")])
+            except BadInput:
+                continue
+            if key.fingerprint == fingerprint:
+                return key
         return None
 
 

@@ -43,6 +43,11 @@ class Store:
         return conn
 
     def _open(self) -> sqlite3.Connection:
+        if str(self.path) != ":memory:":
+            # Create the file 0600 before SQLite does (it would use the umask); its -wal and -shm
+            # files then get the same mode.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         try:
             conn = sqlite3.connect(
                 str(self.path), timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True

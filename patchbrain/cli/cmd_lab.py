@@ -83,7 +83,7 @@ def _down(args: argparse.Namespace) -> int:
 
     if args.all:
         for item in down_all():
-            print(f"removed {item}")
+            print(item)
     else:
         Lab().down()
     return 0

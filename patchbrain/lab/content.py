@@ -19,7 +19,9 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -223,8 +225,43 @@ class LabContent:
         pid = self.server_pid()
         if pid is not None:
             return pid
-        server = labrepo.RepoServer.start(self.repo.www, bridge_address, REPO_PORT)
-        pid = server.proc.pid
+        pidfile = self.dir / "repo-server.pid"
+        pidfile.unlink(missing_ok=True)
+        # Detached (setsid --fork): the server is nobody's child, so it outlives `lab up` and leaves no
+        # zombie or unreaped Popen behind; it writes its own pid before it execs the server.
+        with open(self.dir / "repo-server.log", "ab") as logf:
+            subprocess.run(
+                [
+                    "setsid",
+                    "--fork",
+                    "/bin/sh",
+                    "-c",
+                    'echo $$ > "$1"; exec "$2" -m http.server --bind "$3" --directory "$4" "$5"',
+                    "sh",
+                    str(pidfile),
+                    sys.executable,
+                    bridge_address,
+                    str(self.repo.www),
+                    str(REPO_PORT),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=logf,
+                check=True,
+            )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                pid = int(pidfile.read_text())
+                with socket.create_connection((bridge_address, REPO_PORT), timeout=1):
+                    break
+            except (OSError, ValueError):
+                if time.monotonic() > deadline:
+                    raise EnvironmentProblem(
+                        f"the lab repository server did not start on {bridge_address}:{REPO_PORT} "
+                        f"(see {self.dir / 'repo-server.log'})"
+                    ) from None
+                time.sleep(0.05)
         self.server_file.write_text(json.dumps({"pid": pid, "start": _start_time(pid)}) + "\n")
         return pid
 

@@ -296,8 +296,15 @@ class LabRepo:
                 tmp.unlink(missing_ok=True)
             added.append(Published(fmt, *ident, dst))
             log.info("published %s", dst.name)
-        self.reindex()
+        if added or not self._indexed():
+            self.reindex()
         return added
+
+    def _indexed(self) -> bool:
+        """True when both signed indexes exist (a no-op publish then leaves them untouched)."""
+        return (self.apt / "dists" / SUITE / "InRelease").is_file() and (
+            self.rpm / "repodata" / "repomd.xml.asc"
+        ).is_file()
 
     def _same(self, src: Path, dst: Path, fmt: str) -> bool:
         if fmt == "deb":

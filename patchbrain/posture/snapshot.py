@@ -26,17 +26,19 @@ PROBES: dict[str, frozenset[int]] = {
     "iptables_legacy_save": frozenset({0}),
     "ip6tables_legacy_save": frozenset({0}),
     "firewalld_state": frozenset({0, 252}),
-    "firewalld_zones": frozenset({0}),
+    "firewalld_zones": frozenset({0, 252}),
     "ufw_status": frozenset({0}),
     "getenforce": frozenset({0}),
     "sestatus": frozenset({0}),
     "selinux_enforce": frozenset({0}),
     "selinux_config": frozenset({0}),
-    "getsebool": frozenset({0, 1}),
+    "getsebool": frozenset({0}),
     "semanage_permissive": frozenset({0}),
     "semodule": frozenset({0}),
     "ss": frozenset({0}),
 }
+# SELinux management tools fail when SELinux is disabled; that is fine only if it really is disabled
+SELINUX_MANAGEMENT = frozenset({"getsebool", "semanage_permissive", "semodule"})
 SELINUX_PROBES = {
     "getenforce": "getenforce",
     "sestatus": "sestatus",
@@ -65,6 +67,9 @@ def outputs(doc: dict[str, Any], *, host: str) -> dict[str, str]:
         stdout = result.get("stdout", "")
         if not isinstance(stdout, str):
             raise BadInput("stdout is not text", source=f"{host}: {name}", field="stdout")
+        if rc not in PROBES[name] and name in SELINUX_MANAGEMENT and rc != 0:
+            out[f"failed:{name}"] = str(result.get("stderr", ""))[:200].strip() or f"exit {rc}"
+            continue  # acceptable only when SELinux is disabled; parse_document checks that
         if rc not in PROBES[name]:
             err = str(result.get("stderr", ""))[:200].strip()
             raise BadInput(f"exited {rc}: {err or 'no error text'}", source=f"{host}: {name}", field="rc")
@@ -91,6 +96,8 @@ def parse_document(doc: Any, *, host: str | None = None) -> Snapshot:
             field="schema",
         )
     out = outputs(doc, host=name)
+    failed = {k.split(":", 1)[1]: v for k, v in out.items() if k.startswith("failed:")}
+    out = {k: v for k, v in out.items() if not k.startswith("failed:")}
     nft_tables: tuple[Table, ...] = ()
     if "nft_ruleset" in out:
         nft_tables = nft.parse_ruleset(out["nft_ruleset"], host=name)
@@ -110,13 +117,19 @@ def parse_document(doc: Any, *, host: str | None = None) -> Snapshot:
         {k: out[p] for p, k in (("firewalld_state", "state"), ("firewalld_zones", "zones")) if p in out},
         host=name,
     )
+    se = selinux.build({k: out[p] for p, k in SELINUX_PROBES.items() if p in out}, host=name)
+    if failed and (se is None or se.runtime_mode != "disabled"):
+        probe, err = sorted(failed.items())[0]
+        raise BadInput(
+            f"failed while SELinux is not known to be disabled: {err}", source=f"{name}: {probe}", field="rc"
+        )
     return Snapshot(
         host=name,
         taken_at=str(doc.get("collected_at", "")),
         ruleset=Ruleset(_merge(nft_tables, ipt)),
         firewalld=fw,
         ufw=ufw.parse_status(out["ufw_status"], host=name) if "ufw_status" in out else None,
-        selinux=selinux.build({k: out[p] for p, k in SELINUX_PROBES.items() if p in out}, host=name),
+        selinux=se,
         sockets=sockets.parse_ss(out["ss"], host=name) if "ss" in out else None,
         sources=tuple(sorted(out)),
     )
@@ -125,6 +138,17 @@ def parse_document(doc: Any, *, host: str | None = None) -> Snapshot:
 def load_file(path: Path) -> dict[str, dict[str, Any]]:
     """A snapshot file: {host: raw document}. Accepts the file format or a bare {host: document} map."""
     source = str(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.json"))
+        if not files:
+            raise BadInput("directory holds no <host>.json documents", source=source)
+        docs: dict[str, dict[str, Any]] = {}
+        for f in files:
+            try:
+                docs[f.stem] = json.loads(f.read_bytes())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise BadInput(f"not a JSON posture document ({exc})", source=str(f)) from exc
+        return docs
     try:
         data = path.read_bytes()
     except OSError as exc:

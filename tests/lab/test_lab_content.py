@@ -175,6 +175,8 @@ def test_ansible_modules_upgrade_through_apt_and_dnf(lab, tmp_path):
         "        name: labdemo\n"
         "        state: latest\n"
         "        update_cache: true\n"
+        # The host's facts say Debian/apt, so the module cannot pick its backend by itself.
+        "        use_backend: dnf4\n"
         "      when: patchbrain_pkg_mgr == 'dnf'\n"
     )
     run = ansible_playbook(lab, play)
@@ -215,6 +217,8 @@ def test_dnf_refuses_tampered_metadata(lab, content):
     try:
         xml = gzip.decompress(good).decode().replace('ver="1.1"', 'ver="1.9"')
         primary.write_bytes(gzip.compress(xml.encode(), mtime=0))
+        # repomd.xml is unchanged, so a host with cached metadata would not fetch primary again
+        sh(lab, "h02", "dnf", "-q", "clean", "all")
         made = sh(lab, "h02", "dnf", "-y", "--refresh", "makecache", check=False)
         assert made.returncode != 0
         assert "checksum doesn't match" in made.stderr
@@ -229,6 +233,11 @@ def test_dnf_refuses_tampered_metadata(lab, content):
 def install_variant(lab, content, host, mgr, name, **kw):
     version, added = content.publish_variant(name, **kw)
     assert {p.fmt for p in added} == {"deb", "rpm"}
+    install_version(lab, host, mgr, version)
+    return version
+
+
+def install_version(lab, host, mgr, version):
     if mgr == "apt":
         sh(lab, host, *APT_GET, "update")
         sh(lab, host, *APT_GET, "install", f"labdemo={version}")
@@ -236,13 +245,19 @@ def install_variant(lab, content, host, mgr, name, **kw):
     else:
         sh(lab, host, *DNF, "--refresh", "upgrade", "labdemo")
         assert installed(lab, host, mgr) == f"{version}-1"
-    return version
 
 
 def start_listener(lab, host, port):
-    sh(lab, host, "setsid", "-f", "/usr/lib/labdemo/labdemo-listen", str(port))
+    # Detached from the SSH session's descriptors, or ssh would wait for the listener to exit.
+    sh(
+        lab,
+        host,
+        "sh",
+        "-c",
+        f"setsid -f /usr/lib/labdemo/labdemo-listen {int(port)} </dev/null >/dev/null 2>&1",
+    )
     deadline = time.monotonic() + 5
-    while "LISTEN" not in sh(lab, host, "ss", "-ltnH", f"sport = :{port}").stdout + ("x" * 0):
+    while "LISTEN" not in sh(lab, host, "ss", "-ltnH", f"sport = :{port}").stdout:
         if time.monotonic() > deadline:
             raise AssertionError(f"listener on {host}:{port} did not start")
         time.sleep(0.1)
@@ -317,14 +332,19 @@ def test_selinux_config_disabled_variant_takes_effect_at_reboot(lab, content):
 def test_delayed_variant_weakens_only_after_install_returned(lab, content):
     fresh(lab, "h01")
     a = addr(lab, "h01")
+    delay = 20
+    version, _ = content.publish_variant("delayed-open-port", delay=delay)
     started = time.monotonic()
-    install_variant(lab, content, "h01", "apt", "delayed-open-port", delay=8)
-    assert time.monotonic() - started < 8, "the install should not wait for the delayed job"
+    install_version(lab, "h01", "apt", version)
+    # The install returned before the job fired (it would have taken `delay` seconds otherwise) ...
+    assert time.monotonic() - started < delay
     assert probe(a, 4446) == "filtered"
-    deadline = started + 30
+    # ... and the weakening comes later, from a job nobody waited for.
+    deadline = started + delay + 30
     while probe(a, 4446, timeout=1) != "open":
         assert time.monotonic() < deadline, "the delayed job never opened the port"
         time.sleep(1)
+    assert "tcp dport 4446" in sh(lab, "h01", "nft", "list", "chain", "inet", "filter", "input").stdout
 
 
 # -------------------------------------------------------------------- reboots

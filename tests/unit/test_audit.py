@@ -408,3 +408,39 @@ def test_insert_at_a_chunk_edge_is_named(tmp_path, keystore, k):
     result = log.verify(keystore)
     assert result.problem is not None
     assert (result.problem.kind, result.problem.seq) == ("inserted", k)
+
+
+def test_open_audit_log_uses_the_configured_key(pb_home, monkeypatch, tmp_path):
+    from patchbrain.audit import open_audit_log
+
+    ks = KeyStore()
+    ks.new("audit-signer", passphrase=b"pw")
+    pw = tmp_path / "pw"
+    pw.write_text("pw\n")
+    monkeypatch.setenv("PATCHBRAIN_AUDIT_KEY", "audit-signer")
+    monkeypatch.setenv("PATCHBRAIN_AUDIT_KEY_PASSPHRASE_FILE", str(pw))
+    monkeypatch.setenv("PATCHBRAIN_AUDIT_EVERY", "3")
+    log = open_audit_log()
+    for i in range(7):
+        log.append("alice", "test.op", "s", {"i": i})
+    assert [(cp.seq, cp.key_name) for cp in log.checkpoints()] == [(3, "audit-signer"), (6, "audit-signer")]
+    result = log.verify()
+    assert result.ok
+    assert (result.last_checkpoint_seq, result.unproven_tail) == (6, 1)
+
+
+def test_open_audit_log_without_a_key_signs_nothing(pb_home):
+    from patchbrain.audit import open_audit_log
+
+    log = open_audit_log()
+    log.append("alice", "test.op", "s", {})
+    assert log.checkpoints() == []
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "many"])
+def test_bad_checkpoint_interval_is_bad_input(pb_home, monkeypatch, value):
+    from patchbrain.audit import open_audit_log
+
+    monkeypatch.setenv("PATCHBRAIN_AUDIT_EVERY", value)
+    with pytest.raises(BadInput, match="PATCHBRAIN_AUDIT_EVERY"):
+        open_audit_log()

@@ -101,3 +101,19 @@ def test_no_change_gives_nothing():
 def test_bad_selinux_output_is_bad_input_naming_the_host(func, text):
     with pytest.raises(BadInput, match="rh1"):
         func(text, host="rh1")
+
+
+def test_management_tools_may_fail_only_when_selinux_is_disabled():
+    probes = {
+        "getenforce": fixture("selinux/getenforce_disabled.txt"),
+        "sestatus": fixture("selinux/sestatus_disabled.txt"),
+    }
+    doc = document("deb1", **probes)
+    doc["probes"]["getsebool"] = {"rc": 1, "stdout": "getsebool:  SELinux is disabled\n", "stderr": ""}
+    doc["probes"]["semodule"] = {"rc": 1, "stdout": "", "stderr": "SELinux policy is not managed"}
+    assert snapshot.parse_document(doc).selinux.runtime_mode == "disabled"
+    doc["probes"]["getenforce"]["stdout"] = "Enforcing\n"
+    doc["probes"]["sestatus"]["stdout"] = fixture("selinux/sestatus_enforcing.txt")
+    with pytest.raises(BadInput) as exc:
+        snapshot.parse_document(doc)
+    assert "deb1: getsebool" in str(exc.value)

@@ -64,3 +64,20 @@ def test_migrations_may_hold_triggers_with_inner_semicolons(tmp_path):
 def test_incomplete_migration_statement_is_refused(tmp_path):
     with pytest.raises(StoreError, match="incomplete"):
         Store(tmp_path / "s.db").migrate("demo", ["CREATE TRIGGER x BEFORE DELETE ON t BEGIN SELECT 1"])
+
+
+def test_store_files_are_private(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        store = Store(tmp_path / "s.db")
+        store.migrate("demo", ["CREATE TABLE t (a INTEGER)"])
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO t VALUES (1)")
+        for suffix in ("", "-wal", "-shm"):
+            path = tmp_path / f"s.db{suffix}"
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    finally:
+        os.umask(old)

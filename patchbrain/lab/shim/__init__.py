@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Literal
 
 HERE = Path(__file__).resolve().parent
-SBIN = "usr/local/sbin"
+SBIN = "usr/local/sbin"  # the shim programs themselves
+# The tool names, where the real tools live. Not /usr/local/sbin: apt runs maintainer scripts with
+# PATH=/usr/sbin:/usr/bin:/sbin:/bin, so a postinst calling `setenforce` must find it in /usr/sbin.
+TOOL_DIR = "usr/sbin"
 SELINUX_TOOLS: tuple[str, ...] = (
     "getenforce",
     "setenforce",
@@ -61,9 +64,9 @@ def host_files(mode: Mode = "enforcing") -> dict[str, tuple[bytes, int]]:
 
 
 def host_links() -> dict[str, str]:
-    """Symlinks to install: absolute path in the host -> target."""
-    links = {f"/{SBIN}/{tool}": "selinux-shim" for tool in SELINUX_TOOLS}
-    links.update({f"/{SBIN}/{tool}": "lab-reboot" for tool in REBOOT_TOOLS})
+    """Symlinks to install: absolute path in the host -> (relative) target."""
+    links = {f"/{TOOL_DIR}/{tool}": "../local/sbin/selinux-shim" for tool in SELINUX_TOOLS}
+    links.update({f"/{TOOL_DIR}/{tool}": "../local/sbin/lab-reboot" for tool in REBOOT_TOOLS})
     return links
 
 

@@ -2,9 +2,10 @@
 """SELinux stand-in for lab hosts: getenforce, sestatus, setenforce, getsebool, setsebool, selinuxenabled.
 
 SIMULATED. The lab's kernel has no active SELinux, so lab hosts get this shim instead (installed as
-/usr/local/sbin/selinux-shim, with one symlink per tool name). It keeps the kernel's side in files and prints
-exactly what the real tools print, so probes and playbooks run unchanged; the file /etc/selinux/SIMULATED
-marks every host that uses it, and patchbrain's status and reports say so.
+/usr/local/sbin/selinux-shim, with one symlink per tool name in /usr/sbin, where the real tools live).
+It keeps the kernel's side in files and prints exactly what the real tools print, so probes and
+playbooks run unchanged; the file /etc/selinux/SIMULATED marks every host that uses it, and patchbrain's
+status and reports say so.
 
 State:
   /etc/selinux/config            SELINUX= and SELINUXTYPE=, read at boot (as the kernel would) and by sestatus

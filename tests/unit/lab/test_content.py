@@ -58,7 +58,7 @@ def test_instance_layer_gets_shims_repo_configs_and_key(tmp_path):
     assert (layer / repo.APT_KEYRING.lstrip("/")).read_bytes() == lc.repo.binary_key.read_bytes()
     assert (layer / content.RPM_MACROS.lstrip("/")).read_text() == "%_dbpath /var/lib/rpm\n"
     assert shim.is_simulated(layer)
-    assert (layer / "usr/local/sbin/getenforce").is_symlink()
+    assert (layer / "usr/sbin/getenforce").is_symlink()
 
 
 def test_build_packages_lists_what_each_variant_really_does(capsys):

@@ -33,8 +33,8 @@ def root(tmp_path):
 def tool(root, name, *args):
     """Run a tool through its symlink, exactly as a host's PATH lookup would."""
     env = dict(os.environ, SELINUX_SHIM_ROOT=str(root))
-    path = root / "usr/local/sbin" / name
-    assert name == "selinux-shim" or os.readlink(path) == "selinux-shim"
+    path = root / ("usr/local/sbin" if name == "selinux-shim" else "usr/sbin") / name
+    assert name == "selinux-shim" or os.readlink(path) == "../local/sbin/selinux-shim"
     return subprocess.run([str(path), *args], capture_output=True, text=True, env=env, check=False)
 
 
@@ -67,7 +67,7 @@ def test_setenforce_switches_the_running_mode_only(root):
 def test_setenforce_usage_matches_libselinux(root):
     bad = tool(root, "setenforce", "sideways")
     assert bad.returncode == 1
-    assert bad.stderr == f"usage:  {root}/usr/local/sbin/setenforce [ Enforcing | Permissive | 1 | 0 ]\n"
+    assert bad.stderr == f"usage:  {root}/usr/sbin/setenforce [ Enforcing | Permissive | 1 | 0 ]\n"
     assert tool(root, "setenforce").returncode == 1
 
 
@@ -119,9 +119,9 @@ def test_boolean_errors_match_the_real_tools(root):
 
 def test_installed_tool_set(root):
     for name in shim.SELINUX_TOOLS:
-        assert os.readlink(root / "usr/local/sbin" / name) == "selinux-shim"
+        assert (root / "usr/sbin" / name).resolve() == (root / "usr/local/sbin/selinux-shim").resolve()
     for name in shim.REBOOT_TOOLS:
-        assert os.readlink(root / "usr/local/sbin" / name) == "lab-reboot"
+        assert (root / "usr/sbin" / name).resolve() == (root / "usr/local/sbin/lab-reboot").resolve()
     assert (root / "etc/selinux/config").read_text().count("\nSELINUX=enforcing\n") == 1
 
 
