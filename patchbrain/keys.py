@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import stat
 from pathlib import Path
 from typing import Any
@@ -232,7 +233,8 @@ class DecodedSignature:
 
 
 def decode_signature(signature: bytes) -> DecodedSignature:
-    """Parse a signature encoding strictly; SignatureMalformed if truncated, garbled or unknown."""
+    """Parse a signature encoding strictly; SignatureMalformed if truncated, garbled, unknown or not
+    byte-for-byte canonical (so one signature has exactly one encoding)."""
     try:
         doc = json.loads(signature.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -255,6 +257,14 @@ def decode_signature(signature: bytes) -> DecodedSignature:
     ml = _unb64(
         doc["ml-dsa-65"], what="ml-dsa-65 signature", length=_MLDSA65_SIG_LEN, error=SignatureMalformed
     )
+    canonical = _canonical(
+        {"v": SIGNATURE_VERSION, "alg": ALGORITHM, "key": key, "ed25519": _b64(ed), "ml-dsa-65": _b64(ml)}
+    )
+    if canonical != signature:
+        raise SignatureMalformed(
+            "signature is not in canonical form (extra whitespace, duplicate fields, escapes or "
+            "non-canonical base64): refusing a re-encoded signature"
+        )
     return DecodedSignature(key_fingerprint=key, ed25519=ed, mldsa65=ml)
 
 
@@ -296,7 +306,7 @@ class KeyInfo:
 
 def _write_new_file(path: Path, data: bytes, mode: int) -> None:
     """Create `path` with `data` and `mode`, durably; FileExistsError if it exists (never overwrites)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         os.fchmod(fd, mode)
@@ -312,7 +322,7 @@ def _write_new_file(path: Path, data: bytes, mode: int) -> None:
 
 
 def _replace_file(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
         os.fchmod(fd, mode)
@@ -545,5 +555,11 @@ def ensure_lab_keys(keystore: KeyStore) -> list[PublicKey]:
     """
     keys = []
     for name in LAB_KEYS:
-        keys.append(keystore.public(name) if keystore.exists(name) else keystore.new(name))
+        if not keystore.exists(name):
+            try:
+                keystore.new(name)
+            except BadInput:
+                if not keystore.exists(name):  # not a lost race with another `lab up`
+                    raise
+        keys.append(keystore.public(name))
     return keys

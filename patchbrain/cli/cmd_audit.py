@@ -80,7 +80,7 @@ def _verify(args: argparse.Namespace) -> int:
             assert result.problem is not None
             p = result.problem
             where = f"seq {p.seq}" + (f"..{p.last_seq}" if p.last_seq not in (None, p.seq) else "")
-            print(f"AUDIT LOG TAMPERED: {p.kind} at {where}: {p.detail}")
+            print(f"DRIFT FOUND: the audit log was tampered with: {p.kind} at {where}: {p.detail}")
         for note in result.notes:
             print(f"note: {note}")
     return 0 if result.ok else 3

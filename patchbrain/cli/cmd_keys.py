@@ -92,6 +92,39 @@ def _import_public(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read(path: Path, field: str) -> bytes:
+    from patchbrain.errors import BadInput
+
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read ({exc.strerror})", source=str(path), field=field) from exc
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from patchbrain.keys import KeyStore, sign
+
+    key = KeyStore().load_private(args.name, read_passphrase_file(args.passphrase_file))
+    signature = sign(key, _read(args.file, "FILE"))
+    if args.out is None:
+        sys.stdout.write(signature.decode("ascii") + "\n")
+    else:
+        args.out.write_bytes(signature + b"\n")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from patchbrain.keys import KeyStore, verify
+
+    public = KeyStore().public(args.name)
+    verify(public, _read(args.file, "FILE"), _read(args.signature, "SIGNATURE").rstrip(b"\r\n"))
+    if args.json:
+        print_json({"ok": True, "name": public.name, "fingerprint": public.fingerprint})
+    else:
+        print(f"signature OK: both Ed25519 and ML-DSA-65 parts verify for {public.name} {public.fingerprint}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `keys` and its subcommands."""
     parser = sub.add_parser(
@@ -115,6 +148,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = ksub.add_parser("export-public", help="print the public key NAME (JSON) for verifiers")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=_export_public)
+
+    p = ksub.add_parser("sign", help="sign FILE with key NAME (prints the signature, JSON)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--out", type=Path, default=None, metavar="SIG", help="write the signature to SIG")
+    add_passphrase_file(p)
+    p.set_defaults(func=_sign)
+
+    p = ksub.add_parser(
+        "verify",
+        help="check SIG over FILE against public key NAME",
+        epilog="Exit codes: 0 valid (both parts), 5 invalid signature, "
+        "2 malformed signature or missing file.",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("signature", type=Path, metavar="SIG")
+    add_json(p)
+    p.set_defaults(func=_verify)
 
     p = ksub.add_parser("import-public", help="add a verify-only public key from FILE (export-public output)")
     p.add_argument("file", type=Path, metavar="FILE")

@@ -444,3 +444,25 @@ def test_bad_checkpoint_interval_is_bad_input(pb_home, monkeypatch, value):
     monkeypatch.setenv("PATCHBRAIN_AUDIT_EVERY", value)
     with pytest.raises(BadInput, match="PATCHBRAIN_AUDIT_EVERY"):
         open_audit_log()
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payloads=st.lists(st.dictionaries(st.text(max_size=8), _json, max_size=5), min_size=1, max_size=5))
+def test_any_json_payload_round_trips_and_verifies(tmp_path_factory, keystore, payloads):
+    log = AuditLog(Store(tmp_path_factory.mktemp("p") / "a.db"))
+    log.append_many(("alice", "test.op", "s", p) for p in payloads)
+    assert [r.payload for r in log.records()] == payloads
+    assert log.verify(keystore).ok

@@ -183,3 +183,22 @@ def test_audit_checkpoint_refuses_insecure_key(pb_home, capsys):
     code, _, err = run(capsys, "audit", "checkpoint", "--key", "auditor")
     assert code == 5
     assert "0644" in err
+
+
+def test_keys_sign_and_verify(pb_home, capsys, tmp_path):
+    run(capsys, "keys", "new", "ops")
+    run(capsys, "keys", "new", "other")
+    doc = tmp_path / "plan.json"
+    doc.write_text('{"plan": 1}\n')
+    sig = tmp_path / "plan.sig"
+    assert run(capsys, "keys", "sign", "ops", str(doc), "--out", str(sig))[0] == 0
+    code, out, _ = run(capsys, "keys", "verify", "ops", str(doc), str(sig), "--json")
+    assert code == 0
+    assert json.loads(out)["ok"] is True
+    assert run(capsys, "keys", "verify", "other", str(doc), str(sig))[0] == 5
+    doc.write_text('{"plan": 2}\n')
+    assert run(capsys, "keys", "verify", "ops", str(doc), str(sig))[0] == 5
+    sig.write_bytes(sig.read_bytes()[:100])
+    code, _, err = run(capsys, "keys", "verify", "ops", str(doc), str(sig))
+    assert code == 2
+    assert "truncated or garbled" in err

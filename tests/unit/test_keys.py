@@ -151,6 +151,22 @@ def test_garbled_encodings_are_refused_as_malformed(keystore, good_sig, mutate):
         verify(keystore.public("alice"), DATA, json.dumps(doc).encode())
 
 
+def test_non_canonical_encodings_are_refused(keystore, good_sig):
+    """One signature has one encoding: whitespace, duplicate fields or base64 padding bits are refused."""
+    public = keystore.public("alice")
+    doc = json.loads(good_sig)
+    spaced = json.dumps(doc, sort_keys=True).encode()
+    duplicated = good_sig[:-1] + b',"v":1}'
+    ed = doc["ed25519"]  # 64 bytes -> "...x==": the last char carries 4 unused bits
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    other = alphabet[alphabet.index(ed[-3]) ^ 1]
+    assert base64.b64decode(ed[:-3] + other + "==") == base64.b64decode(ed)
+    padded_bits = _reencode(good_sig, ed25519=ed[:-3] + other + "==")
+    for bad in (spaced, duplicated, padded_bits, good_sig + b"\n"):
+        with pytest.raises(SignatureMalformed, match="canonical"):
+            verify(public, DATA, bad)
+
+
 def test_non_json_and_non_utf8_are_malformed(keystore):
     for junk in (b"", b"\xff\xfe", b"[]", b"null", b"sig"):
         with pytest.raises(SignatureMalformed):
