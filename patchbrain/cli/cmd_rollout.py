@@ -39,6 +39,9 @@ def result_document(result: RolloutResult) -> dict[str, Any]:
                 "posture_pre_hosts": sorted(w.posture_pre),
                 "posture_post_hosts": sorted(w.posture_post),
                 "prescan": {h: {p: sorted(s) for p, s in pk.items()} for h, pk in w.prescan.items()},
+                "prescan_findings": {
+                    h: [dataclasses.asdict(f) for f in fs] for h, fs in w.prescan_findings.items()
+                },
                 "halt": dataclasses.asdict(w.halt) if w.halt else None,
             }
             for w in result.waves

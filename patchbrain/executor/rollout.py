@@ -8,7 +8,7 @@ and every wave start and end goes to the audit log.
 
 Seams for the safety loop (issue 7), all plain callables in `WaveHooks`:
   before_wave(ctx)              raise RefusedByPolicy (or any PatchbrainError) to refuse the wave
-  prescan_gate(ctx, scripts)    judge the candidates' maintainer scripts; return a Halt to stop pre-patch
+  prescan_gate(ctx, findings)   judge the pre-scan findings (per host); return a Halt to stop pre-patch
   after_wave(outcome)           the drift gate: pre/post posture per host is in the outcome; return a Halt
   on_event / on_host_state      progress for UIs
   cancel()                      polled about once a second during runs and between them
@@ -32,6 +32,7 @@ from patchbrain.executor.request import RunHooks, RunRequest
 from patchbrain.feeds.versions import compare
 from patchbrain.journal import Journal
 from patchbrain.plans import Plan, PlannedHost, plan_document
+from patchbrain.posture.prescan import Finding, scan_text
 from patchbrain.store import Store
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class WaveOutcome:
     posture_post: Mapping[str, Any]
     prescan: Mapping[str, Mapping[str, Mapping[str, str]]]
     halt: Halt | None = None
+    prescan_findings: Mapping[str, tuple[Finding, ...]] = dataclasses.field(default_factory=dict)
 
     def in_state(self, *states: str) -> tuple[str, ...]:
         """Hosts of this wave in any of `states`."""
@@ -108,9 +110,7 @@ class WaveHooks:
     """Plain callables; see the module docstring. All optional."""
 
     before_wave: Callable[[WaveContext], None] | None = None
-    prescan_gate: (
-        Callable[[WaveContext, Mapping[str, Mapping[str, Mapping[str, str]]]], Halt | None] | None
-    ) = None
+    prescan_gate: Callable[[WaveContext, Mapping[str, tuple[Finding, ...]]], Halt | None] | None = None
     after_wave: Callable[[WaveOutcome], Halt | None] | None = None
     on_event: Callable[[HostEvent], None] | None = None
     on_host_state: Callable[[str, str, str], None] | None = None
@@ -149,6 +149,16 @@ def decode_prescan(text: str) -> dict[str, dict[str, str]]:
             continue
         out.setdefault(parts[0], {})[parts[1]] = body
     return out
+
+
+def prescan_findings(scripts: Mapping[str, Mapping[str, str]]) -> tuple[Finding, ...]:
+    """Control-touching lines in one host's candidate maintainer scripts (`package:script` per finding)."""
+    return tuple(
+        f
+        for pkg, by_script in sorted(scripts.items())
+        for name, text in sorted(by_script.items())
+        for f in scan_text(f"{pkg}:{name}", text)
+    )
 
 
 def posture_available() -> bool:
@@ -279,18 +289,26 @@ class _Wave:
         ready = self._settle_unrun(pre, self.hosts)
         posture_pre = self._posture(pre, ready, "pre")
         prescan: dict[str, dict[str, dict[str, str]]] = {}
+        findings: dict[str, tuple[Finding, ...]] = {}
         raw = pre.data.get(PRESCAN_KEY)
         for host in ready:
             doc = raw.get(host) if isinstance(raw, Mapping) else None
             scripts = doc.get("scripts") if isinstance(doc, Mapping) else None
             prescan[host] = decode_prescan(scripts) if isinstance(scripts, str) else {}
-            self.journal.save_snapshot(plan_id, self.index, host, "prescan", prescan[host])
+            findings[host] = prescan_findings(prescan[host])
+            self.journal.save_snapshot(
+                plan_id,
+                self.index,
+                host,
+                "prescan",
+                {"scripts": prescan[host], "findings": [dataclasses.asdict(f) for f in findings[host]]},
+            )
 
         halt: Halt | None = None
         if pre.status == "canceled":
             halt = Halt("canceled", "canceled during the preflight run", ready)
         elif self.hooks.prescan_gate is not None and ready:
-            halt = self.hooks.prescan_gate(self.ctx, prescan)
+            halt = self.hooks.prescan_gate(self.ctx, findings)
         if halt is not None:
             for host in ready:
                 self.move(

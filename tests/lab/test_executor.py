@@ -151,6 +151,19 @@ def test_benign_rollout_in_waves_installs_exactly_the_planned_versions(lab, tmp_
         assert sorted(p.name for p in folder.iterdir()) == [f"{pid}-w{i}-patch", f"{pid}-w{i}-preflight"]
         assert (folder / f"{pid}-w{i}-patch" / "input" / "vars.yml").read_text().count("!unsafe") >= 1
 
+    # posture before and after each wave, stored per host
+    for i, wave in enumerate(result["waves"]):
+        hosts = [h["host"] for h in wave["hosts"]]
+        assert wave["posture_pre_hosts"] == sorted(hosts) == wave["posture_post_hosts"]
+        for phase in ("pre", "post"):
+            docs = journal.snapshots(pid, i, phase)
+            assert sorted(docs) == sorted(hosts)
+            assert all(d["schema"] == 1 and "nft_ruleset" in d["probes"] for d in docs.values())
+        assert all(
+            wave["prescan"][h] == {"labdemo": ["postinst"]} or wave["prescan"][h] == {"labdemo": ["scripts"]}
+            for h in hosts
+        )
+
     out = json.loads(cli("status", "--json").stdout)
     assert out["plan"]["plan_id"] == pid and out["plan"]["state"] == "done"
 
@@ -240,3 +253,85 @@ def test_hostile_host_variables(lab, tmp_path):
     doc = json.loads(cli("discover", "-i", str(path), "--limit", "h01", "--json").stdout)
     assert [h["host"] for h in doc["hosts"]] == ["h01"]
     _no_marker(lab, "h01")
+
+
+def _plan(tmp_path, spec, limit):
+    cli("discover", "--limit", limit)
+    path = tmp_path / "plan.yaml"
+    cli("plan", "--waves", spec, "--out", str(path))
+    return path
+
+
+def test_a_failed_canary_halts_the_rollout_and_later_waves_never_start(lab, tmp_path):
+    from patchbrain.journal import Journal
+    from patchbrain.store import Store
+
+    path = _plan(tmp_path, "1,1,100%", "h01,h02,h03,h04")
+    plan = yaml.safe_load(path.read_text())
+    canary = plan["waves"][0][0]
+    canary["packages"][0]["version"] = "9.9" if canary["pkg_mgr"] == "apt" else "9.9-1"  # valid, unpublished
+    path.write_text(yaml.safe_dump(plan))
+    proc = cli("rollout", str(path), "--json", check=False)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["state"] == "halted" and result["halt"]["kind"] == "failures"
+    assert result["halt"]["hosts"] == [canary["host"]]
+    assert len(result["waves"]) == 1
+    record = Journal(Store()).plan(plan["plan_id"])
+    assert [w.state for w in record.waves] == ["halted", "skipped", "skipped"]
+    assert record.hosts[canary["host"]] == "failed"
+    others = [e["host"] for w in plan["waves"][1:] for e in w]
+    assert all(record.hosts[h] == "skipped" for h in others)
+    for host in ("h01", "h02", "h03", "h04"):
+        assert installed(lab, host) in ("1.0", "1.0-1")
+
+
+def test_prescan_findings_reach_the_gate_before_anything_is_installed(lab, tmp_path):
+    from patchbrain.executor.rollout import Halt, WaveHooks, rollout
+    from patchbrain.lab.content import LabContent
+    from patchbrain.plans import load_plan
+
+    version, _ = LabContent(lab.dir).publish_variant("accept-all")
+    plan = load_plan(_plan(tmp_path, "1,100%", "h01,h02,h03"))
+    # the sabotaged build is the candidate everywhere
+    assert {p.version for h in plan.hosts.values() for p in h.packages} == {version, f"{version}-1"}
+    seen = {}
+
+    def gate(ctx, findings):
+        seen.update(findings)
+        hits = [h for h, fs in findings.items() if any(f.category == "firewall" for f in fs)]
+        return Halt("prescan", "maintainer script touches the firewall", tuple(hits)) if hits else None
+
+    result = rollout(plan, inventory=lab.inventory_path(), hooks=WaveHooks(prescan_gate=gate))
+    assert result.state == "halted" and result.halt.kind == "prescan"
+    canary = plan.waves[0][0]
+    assert result.halt.hosts == (canary,)
+    assert any(f.category == "firewall" and "nft" in f.text for f in seen[canary])
+    assert [h.state for h in result.waves[0].hosts] == ["skipped"]
+    for host in ("h01", "h02", "h03"):
+        assert installed(lab, host) in ("1.0", "1.0-1")
+
+
+def test_cancel_callback_stops_the_run(lab, tmp_path):
+    import threading
+
+    from patchbrain.executor.events import TaskStarted
+    from patchbrain.executor.rollout import WaveHooks, rollout
+    from patchbrain.plans import load_plan
+
+    plan = load_plan(_plan(tmp_path, "1,100%", "h01,h02"))
+    stop = threading.Event()
+
+    def on_event(event):
+        if isinstance(event, TaskStarted):
+            stop.set()
+
+    result = rollout(
+        plan, inventory=lab.inventory_path(), hooks=WaveHooks(on_event=on_event, cancel=stop.is_set)
+    )
+    assert result.state == "canceled" and result.halt.kind == "canceled"
+    assert [h.state for h in result.waves[0].hosts] == ["canceled"]
+    status = (result.waves[0].artifacts / f"{plan.plan_id}-w1-preflight" / "status").read_text()
+    assert status == "canceled"
+    for host in ("h01", "h02"):
+        assert installed(lab, host) in ("1.0", "1.0-1")
