@@ -68,6 +68,10 @@ def _plan(args: argparse.Namespace) -> int:
         reboot_ok=args.reboot_ok,
         packages=args.package,
     )
+    if not plan.hosts:
+        raise BadInput(
+            f"no pending update of {', '.join(args.package)} in the latest discovery", field="--package"
+        )
     text = dump_plan(plan)
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")
