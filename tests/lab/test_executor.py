@@ -335,3 +335,55 @@ def test_cancel_callback_stops_the_run(lab, tmp_path):
     assert status == "canceled"
     for host in ("h01", "h02"):
         assert installed(lab, host) in ("1.0", "1.0-1")
+
+
+def _patch_run(lab, host, ident, version, **kw):
+    from patchbrain.executor.request import RunRequest
+    from patchbrain.executor.runner import run
+
+    extravars = {"patchbrain_plan_packages": {host: [{"name": "labdemo", "version": version}]}}
+    extravars.update(kw.pop("extravars", {}))
+    return run(
+        RunRequest(
+            playbook="rollout.yml",
+            inventory=lab.inventory_path(),
+            ident=ident,
+            limit=(host,),
+            skip_tags=("preflight",),
+            extravars=extravars,
+            **kw,
+        )
+    )
+
+
+def test_check_mode_reports_the_change_and_changes_nothing(lab):
+    from patchbrain.executor.events import TaskChanged
+
+    for host, version in (("h01", "1.1"), ("h02", "1.1-1")):
+        result = _patch_run(lab, host, f"check-{host}", version, check=True)
+        assert result.host_outcome(host) == "ok", result.status
+        changed = [e.task for e in result.events if isinstance(e, TaskChanged)]
+        assert (
+            "Install the named versions with apt" in changed
+            or "Install the named versions with dnf" in changed
+        )
+        assert result.data["patchbrain_patch"][host]["check_mode"] is True
+        assert installed(lab, host) in ("1.0", "1.0-1")
+
+
+def test_a_needed_reboot_stops_the_host_unless_patch_reboot_ok_says_otherwise(lab):
+    from patchbrain.executor.events import TaskFailed
+
+    assert lab.exec("h01", ["touch", "/run/reboot-required"]).returncode == 0
+    result = _patch_run(lab, "h01", "reboot-null", "1.1")
+    assert result.host_outcome("h01") == "failed"
+    [fail] = [e for e in result.events if isinstance(e, TaskFailed) and not e.ignored]
+    assert "patch_reboot_ok" in fail.message
+    assert installed(lab, "h01") == "1.1"  # installed, then stopped loudly instead of rebooting
+
+    assert lab.exec("h04", ["touch", "/run/reboot-required"]).returncode == 0
+    result = _patch_run(lab, "h04", "reboot-false", "1.1", extravars={"patchbrain_reboot_ok": False})
+    assert result.host_outcome("h04") == "ok"
+    doc = result.data["patchbrain_patch"]["h04"]
+    assert doc["reboot_required"] is True and doc["rebooted"] is False
+    assert lab.exec("h04", ["test", "-e", "/run/reboot-required"]).returncode == 0
