@@ -218,10 +218,12 @@ class _Wave:
         self.ctx = WaveContext(plan, index, self.hosts, root / self.group)
         self.root = root
         self.states: dict[str, str] = {}
+        self.details: dict[str, str] = {}
 
     def move(self, host: str, state: str, detail: str = "") -> None:
         self.journal.transition(self.plan.plan_id, host, state, detail=detail)
         self.states[host] = state
+        self.details[host] = detail
         if self.hooks.on_host_state is not None:
             self.hooks.on_host_state(host, state, detail)
 

@@ -112,6 +112,7 @@ def test_benign_rollout_in_waves_installs_exactly_the_planned_versions(lab, tmp_
     cli("plan", "--waves", "1,2,100%", "--out", str(plan_file))
     plan = yaml.safe_load(plan_file.read_text())
     assert [len(w) for w in plan["waves"]] == [1, 2, 3]
+    lab.reset()  # fresh hosts, index never refreshed: the rollout must not depend on discovery
     # A newer version appears after planning: the rollout must still install exactly 1.1, never "latest".
     version, _ = LabContent(lab.dir).publish_variant("benign")
     assert version == "1.2"
