@@ -130,10 +130,10 @@ class RolloutOptions:
 
 
 def _audit(store: Store, action: str, subject: str, payload: dict[str, Any]) -> None:
-    """One audit record (the trust core's hash-chained log)."""
-    from patchbrain.audit import AuditLog, default_actor
+    """One audit record in the trust core's hash-chained log (checkpoints signed as configured)."""
+    from patchbrain.audit import default_actor, open_audit_log
 
-    AuditLog(store).append(default_actor(), action, subject, payload)
+    open_audit_log(store).append(default_actor(), action, subject, payload)
 
 
 def decode_prescan(text: str) -> dict[str, dict[str, str]]:
@@ -317,7 +317,15 @@ class _Wave:
                     host, "skipped" if halt.kind != "canceled" else "canceled", f"halted: {halt.reason}"
                 )
             return WaveOutcome(
-                plan_id, self.index, self.ctx.artifacts, self._results({}), posture_pre, {}, prescan, halt
+                plan_id,
+                self.index,
+                self.ctx.artifacts,
+                self._results({}),
+                posture_pre,
+                {},
+                prescan,
+                halt,
+                findings,
             )
 
         results: dict[str, HostResult] = {}
@@ -344,6 +352,7 @@ class _Wave:
             posture_post,
             prescan,
             halt,
+            findings,
         )
 
     def _results(self, done: Mapping[str, HostResult]) -> tuple[HostResult, ...]:
