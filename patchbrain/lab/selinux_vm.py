@@ -4,7 +4,7 @@ Lab hosts share the machine's kernel, where SELinux is compiled in but not activ
 Debian kernel with `security=selinux`, so `getenforce`, `setenforce`, `setsebool` and the `ansible_selinux`
 fact are the real thing. Standard library only, like the rest of `patchbrain.lab`.
 
-Build (once per recipe, about 5 minutes here; cached under `config.cache_dir()/selinux-vm-<digest>`):
+Build (once per recipe, 5 minutes on an idle machine, 26 on a loaded one; cached under `config.cache_dir()/selinux-vm-<digest>`):
 debootstrap from Debian packages only -> SSH keys, fstab, networkd, `SELINUX=enforcing`, `/.autorelabel`
 -> a 2 GB ext4 image with `mkfs.ext4 -d` -> a first boot in permissive mode that relabels the filesystem
 and reboots (qemu `-no-reboot` turns that reboot into an exit) -> a check boot that must come up enforcing
@@ -70,8 +70,8 @@ BUILD_VERSION = 1
 DISK_SIZE = "2G"
 MEMORY_MIB = 1536
 BUILD_TIMEOUT = 3600.0
-# Bounds measured on a 2-core machine shared with other jobs: the relabel boot took N min there (about 3.5
-# min on an idle machine), a later boot up to M s (about 25 s idle). Generous, never unbounded.
+# Measured on 2 cores shared with other jobs (load 11-14): the relabel boot took 864 s (about 3.5 min on an
+# idle machine), a later boot 156-211 s to SSH (about 25 s idle). Generous bounds, never unbounded.
 RELABEL_TIMEOUT = 2400.0
 BOOT_TIMEOUT = 600.0
 
@@ -207,7 +207,7 @@ def _remove_dead_builds(final: Path) -> None:
 def _build(out: Path, recipe: Recipe) -> dict[str, float]:
     """Build the guest into `out`; return how long each stage took (seconds)."""
     timings: dict[str, float] = {}
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, mode=0o700)  # the image holds the guest's private host key
     root = out / "rootfs"
     mirror = aptsources.pick_mirror(aptsources.machine_sources(), recipe.suite)
     log.warning(
