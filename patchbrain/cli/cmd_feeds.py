@@ -26,6 +26,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_json(load)
     load.set_defaults(func=_load)
 
+    show = fsub.add_parser(
+        "show", help="every source's claims about one CVE, conflicts, KEV, EPSS, advisories"
+    )
+    show.add_argument("cve_id", metavar="CVE-ID")
+    add_json(show)
+    show.set_defaults(func=_show)
+
     status = fsub.add_parser("status", help="what is loaded, from where, how fresh")
     add_json(status)
     status.set_defaults(func=_status)
@@ -96,8 +103,93 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print("newest data by format:")
     for fmt, when in sorted(status["newest_by_format"].items()):
-        print(f"  {fmt:8} {when}")
+        age = status["age_days"].get(fmt)
+        print(f"  {fmt:8} {when}  ({age if age is not None else '?'} days old)")
     print("files:")
     for f in status["files"]:
         print(f"  {f['format']:8} {f['records']:>8}  {f['feed_time'] or '-':32} {f['path']}")
     return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from patchbrain.errors import BadInput
+    from patchbrain.feeds.common import CVE_ID_RE
+    from patchbrain.feeds.cvestore import CveStore
+
+    cve_id = str(args.cve_id).strip().upper()
+    if not CVE_ID_RE.fullmatch(cve_id):
+        raise BadInput(f"not a CVE identifier: {args.cve_id[:60]!r}", field="CVE-ID")
+    store = CveStore()
+    claims = store.claims(cve_id)
+    kev = store.kev(cve_id)
+    epss = store.epss(cve_id)
+    advisories = store.advisories_for_cve(cve_id)
+    if not (claims or kev or epss or advisories):
+        raise BadInput(f"{cve_id} is not in any loaded feed", field="CVE-ID")
+    doc: dict[str, Any] = {
+        "cve_id": cve_id,
+        "claims": [
+            {
+                "source": c.source,
+                "file": c.file,
+                "feed": c.record.provenance["rejected"].feed,
+                "feed_version": c.record.provenance["rejected"].version,
+                "time": _iso(c.record.provenance["rejected"].time),
+                "rejected": c.record.rejected,
+                "published": _iso(c.record.published),
+                "cvss3": [c.record.cvss3_vector, c.record.cvss3_score],
+                "cvss2": [c.record.cvss2_vector, c.record.cvss2_score],
+                "cvss4": [c.record.cvss4_vector, c.record.cvss4_score],
+                "cwes": list(c.record.cwes),
+                "extra": c.extra,
+            }
+            for c in claims
+        ],
+        "conflicts": [{"field": c.field, "values": c.values} for c in store.conflicts(cve_id)],
+        "kev": None
+        if kev is None
+        else {
+            "date_added": kev.date_added.isoformat(),
+            "due_date": kev.due_date.isoformat() if kev.due_date else None,
+            "known_ransomware": kev.known_ransomware,
+            "vendor": kev.vendor,
+            "product": kev.product,
+        },
+        "epss": None
+        if epss is None
+        else {
+            "epss": epss[0].epss,
+            "percentile": epss[0].percentile,
+            "model": epss[1],
+            "date": _iso(epss[2]),
+        },
+        "advisories": advisories,
+    }
+    if args.json:
+        print_json(doc)
+        return 0
+    print(cve_id)
+    for c in doc["claims"]:
+        flag = " REJECTED" if c["rejected"] else ""
+        print(f"  {c['source']}{flag}  ({c['feed']} {c['feed_version']}, {c['time'] or 'no time'})")
+        for kind in ("cvss4", "cvss3", "cvss2"):
+            if c[kind][0]:
+                print(f"    {kind}: {c[kind][1]} {c[kind][0]}")
+        if c["cwes"]:
+            print(f"    cwes: {', '.join(c['cwes'])}")
+        if c["extra"].get("ssvc"):
+            print(f"    ssvc: {c['extra']['ssvc']}")
+    for conflict in doc["conflicts"]:
+        values = "; ".join(f"{s}={v}" for s, v in conflict["values"].items())
+        print(f"  CONFLICT {conflict['field']}: {values}")
+    if kev:
+        print(f"  KEV: added {kev.date_added}, due {kev.due_date}, ransomware: {kev.known_ransomware}")
+    if epss:
+        print(f"  EPSS: {epss[0].epss} (percentile {epss[0].percentile}, {epss[1]}, {_iso(epss[2])})")
+    for a in advisories:
+        print(f"  advisory {a['id']}: {', '.join(a['packages'])}")
+    return 0
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None

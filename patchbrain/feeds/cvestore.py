@@ -359,6 +359,34 @@ class CveStore:
             )
         return out
 
+    def advisories_for_cve(self, cve_id: str) -> list[dict[str, Any]]:
+        """The advisories (OSV) that name `cve_id`, with the packages and ecosystems they cover."""
+        conn = self.store.connection()
+        rows = conn.execute(
+            "SELECT a.source, a.id, a.modified, a.withdrawn, a.summary FROM advisory_cves c "
+            "JOIN advisories a ON a.source = c.source AND a.id = c.advisory_id WHERE c.cve_id = ? "
+            "ORDER BY a.id",
+            (cve_id,),
+        ).fetchall()
+        out = []
+        for r in rows:
+            pkgs = conn.execute(
+                "SELECT ecosystem, package FROM advisory_packages WHERE source = ? AND advisory_id = ? "
+                "ORDER BY ecosystem, package",
+                (r["source"], r["id"]),
+            ).fetchall()
+            out.append(
+                {
+                    "source": r["source"],
+                    "id": r["id"],
+                    "modified": r["modified"],
+                    "withdrawn": r["withdrawn"],
+                    "summary": r["summary"],
+                    "packages": [f"{p['ecosystem']}/{p['package']}" for p in pkgs],
+                }
+            )
+        return out
+
     def status(self) -> dict[str, Any]:
         """What is loaded, from which files, and how fresh."""
         conn = self.store.connection()
@@ -385,11 +413,15 @@ class CveStore:
             "advisories": conn.execute("SELECT COUNT(*) FROM advisories").fetchone()[0],
         }
         newest: dict[str, str | None] = {}
+        age_days: dict[str, float | None] = {}
+        now = dt.datetime.now(dt.UTC)
         for fmt, latest in conn.execute(
             "SELECT format, MAX(COALESCE(feed_time, loaded_at)) FROM feed_files GROUP BY format"
         ):
             newest[fmt] = latest
-        return {"counts": counts, "newest_by_format": newest, "files": files}
+            when = _time(latest)
+            age_days[fmt] = round((now - when).total_seconds() / 86400, 1) if when else None
+        return {"counts": counts, "newest_by_format": newest, "age_days": age_days, "files": files}
 
 
 # --- per-format loaders: (store, transaction, path, file_id, progress) -> (records, version, feed time)

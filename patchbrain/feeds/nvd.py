@@ -12,7 +12,6 @@ from typing import Any
 from patchbrain.feeds.common import (
     READ_ERRORS,
     Ctx,
-    FeedError,
     as_map,
     check_cve_id,
     cvss,
@@ -20,9 +19,10 @@ from patchbrain.feeds.common import (
     get_list,
     get_map,
     get_str,
-    open_binary,
+    open_text,
     parse_time,
 )
+from patchbrain.feeds.jsonstream import iter_array
 from patchbrain.feeds.records import CveRecord, Provenance, Reference
 
 log = logging.getLogger(__name__)
@@ -42,35 +42,25 @@ class FeedHeader:
     count: int | None
 
 
-def _json_errors() -> tuple[type[BaseException], ...]:
-    import ijson
-
-    return (ijson.JSONError, *READ_ERRORS)
-
-
 def read_nvd11_header(path: Path) -> FeedHeader:
-    """The header fields that precede CVE_Items in an NVD 1.1 feed (read lazily: stops at CVE_Items)."""
-    import ijson
-
+    """The header fields that precede CVE_Items in an NVD 1.1 feed (reading stops where CVE_Items begins)."""
     ctx = Ctx(str(path))
-    header: dict[str, str] = {}
+    header: dict[str, Any] = {}
     try:
-        with open_binary(path) as fh:
-            for prefix, event, value in ijson.parse(fh):
-                if prefix == "" and event == "map_key" and value == "CVE_Items":
-                    break
-                if prefix.startswith("CVE_data_") and "." not in prefix and event in ("string", "number"):
-                    header[prefix] = str(value)
-    except _json_errors() as exc:
-        raise ctx.error(f"not valid JSON: {exc}") from exc
+        with open_text(path) as fh:
+            for _ in iter_array(fh, "CVE_Items", ctx, on_header=header.__setitem__, stop_at_array=True):
+                pass
+    except READ_ERRORS as exc:
+        raise ctx.error(f"cannot read: {exc}") from exc
     if header.get("CVE_data_type") not in (None, "CVE"):
         raise ctx.error("not an NVD CVE feed", "CVE_data_type")
     count = header.get("CVE_data_numberOfCVEs")
+    stamp = header.get("CVE_data_timestamp")
     return FeedHeader(
-        format=header.get("CVE_data_format", ""),
-        version=header.get("CVE_data_version", ""),
-        timestamp=parse_time(header.get("CVE_data_timestamp"), ctx, "CVE_data_timestamp"),
-        count=int(count) if count and count.isdigit() else None,
+        format=str(header.get("CVE_data_format", "")),
+        version=str(header.get("CVE_data_version", "")),
+        timestamp=parse_time(stamp if isinstance(stamp, str) else None, ctx, "CVE_data_timestamp"),
+        count=int(count) if isinstance(count, str) and count.isascii() and count.isdigit() else None,
     )
 
 
@@ -79,20 +69,15 @@ def iter_nvd11(path: Path) -> Iterator[CveRecord]:
 
     Raises `FeedError` (a `BadInput`) naming the file and the record for anything malformed.
     """
-    import ijson
-
     path = Path(path)
     header = read_nvd11_header(path)
     ctx = Ctx(str(path))
-    index = -1
     try:
-        with open_binary(path) as fh:
-            for index, item in enumerate(ijson.items(fh, "CVE_Items.item", use_float=True)):
-                ctx.record = f"#{index}"
+        with open_text(path) as fh:
+            for item in iter_array(fh, "CVE_Items", ctx):
                 yield parse_nvd11_item(item, ctx, header.timestamp)
-    except _json_errors() as exc:
-        where = f"after record #{index}" if index >= 0 else "before the first record"
-        raise FeedError(f"not valid JSON ({where}): {exc}", source=str(path)) from exc
+    except READ_ERRORS as exc:
+        raise ctx.error(f"cannot read: {exc}") from exc
 
 
 def parse_nvd11_item(item: Any, ctx: Ctx, feed_time: dt.datetime | None = None) -> CveRecord:
@@ -194,37 +179,18 @@ def _collect_cpes11(nodes: Sequence[Any], ctx: Ctx, out: list[str], depth: int) 
 
 def iter_nvd20(path: Path) -> Iterator[CveRecord]:
     """Stream the CVEs of an NVD API 2.0 response (`{"vulnerabilities": [{"cve": {...}}], ...}`)."""
-    import ijson
-
     path = Path(path)
     ctx = Ctx(str(path))
-    feed_time = _nvd20_timestamp(path)
-    index = -1
+    header: dict[str, Any] = {}
     try:
-        with open_binary(path) as fh:
-            for index, item in enumerate(ijson.items(fh, "vulnerabilities.item", use_float=True)):
-                ctx.record = f"#{index}"
+        with open_text(path) as fh:
+            for item in iter_array(fh, "vulnerabilities", ctx, on_header=header.__setitem__):
+                stamp = header.get("timestamp")
+                feed_time = parse_time(stamp, ctx, "timestamp") if isinstance(stamp, str) else None
                 wrapper = as_map(item, ctx, "vulnerabilities[]")
                 yield parse_nvd20_cve(get_map(wrapper, "cve", ctx, required=True), ctx, feed_time)
-    except _json_errors() as exc:
-        where = f"after record #{index}" if index >= 0 else "before the first record"
-        raise FeedError(f"not valid JSON ({where}): {exc}", source=str(path)) from exc
-
-
-def _nvd20_timestamp(path: Path) -> dt.datetime | None:
-    import ijson
-
-    ctx = Ctx(str(path))
-    try:
-        with open_binary(path) as fh:
-            for prefix, event, value in ijson.parse(fh):
-                if prefix == "" and event == "map_key" and value == "vulnerabilities":
-                    return None
-                if prefix == "timestamp" and event == "string":
-                    return parse_time(str(value), ctx, "timestamp")
-    except _json_errors() as exc:
-        raise ctx.error(f"not valid JSON: {exc}") from exc
-    return None
+    except READ_ERRORS as exc:
+        raise ctx.error(f"cannot read: {exc}") from exc
 
 
 _NVD20_METRICS = (

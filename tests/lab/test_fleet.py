@@ -159,3 +159,23 @@ def test_reboot_request_boots_the_host_again_and_keeps_its_disk(lab):
         assert time.monotonic() < deadline, "host did not come back from the reboot"
         time.sleep(0.2)
     assert _out(lab, "h03", "cat", "/root/kept").strip() == "kept"
+
+
+def test_sshd_takes_keys_only(lab):
+    conf = _out(lab, "h01", "sshd", "-T")
+    for line in ("permitrootlogin without-password", "passwordauthentication no", "usepam no"):
+        assert line in conf.splitlines()
+    argv = lab.ssh_argv("h01", "true")
+    key_at = argv.index("-i")
+    no_key = argv[:key_at] + argv[key_at + 2 :]
+    no_key[1:1] = [
+        "-o",
+        "PreferredAuthentications=password,keyboard-interactive",
+        "-o",
+        "NumberOfPasswordPrompts=1",
+    ]
+    proc = subprocess.run(
+        no_key, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL, check=False
+    )
+    assert proc.returncode == 255
+    assert "Permission denied" in proc.stderr
