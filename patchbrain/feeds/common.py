@@ -17,7 +17,7 @@ from patchbrain.errors import BadInput
 
 log = logging.getLogger(__name__)
 
-CVE_ID_RE = re.compile(r"^CVE-\d{4}-\d{4,19}$")
+CVE_ID_RE = re.compile(r"^CVE-[0-9]{4}-[0-9]{4,19}$")
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -127,7 +127,7 @@ def get_float(obj: Mapping[str, Any], key: str, ctx: Ctx) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         try:
-            number = float(value)  # ijson may hand Decimals
+            number = float(value)  # e.g. a Decimal
         except (TypeError, ValueError):
             raise ctx.error(f"expected a number, got {type(value).__name__}", key) from None
     else:
@@ -146,12 +146,12 @@ def as_map(value: Any, ctx: Ctx, field: str) -> Mapping[str, Any]:
 
 def check_cve_id(value: str | None, ctx: Ctx, field: str = "id") -> str:
     """A well-formed CVE identifier (CVE-YYYY-NNNN...)."""
-    if value is None or not CVE_ID_RE.match(value):
+    if value is None or not CVE_ID_RE.fullmatch(value):
         raise ctx.error(f"not a CVE identifier: {str(value)[:60]!r}", field)
     return value
 
 
-_TZ_RE = re.compile(r"([+-]\d{2})(\d{2})$")
+_TZ_RE = re.compile(r"([+-][0-9]{2})([0-9]{2})$")
 
 
 @functools.lru_cache(maxsize=65536)
@@ -164,11 +164,11 @@ def _parse_time_cached(text: str) -> dt.datetime | None:
     s = _TZ_RE.sub(r"\1:\2", s)
     try:
         value = dt.datetime.fromisoformat(s)
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
 
 
 def parse_time(text: str | None, ctx: Ctx, field: str) -> dt.datetime | None:

@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Ordering = Literal["dpkg", "rpm"]
-_CVE_RE = re.compile(r"\bCVE-\d{4}-\d{4,19}\b", re.IGNORECASE)
+_CVE_RE = re.compile(r"\bCVE-[0-9]{4}-[0-9]{4,19}\b", re.IGNORECASE)
 _DEB_HEADER_RE = re.compile(r"^(?P<pkg>[a-z0-9][a-z0-9.+-]*) \((?P<version>[^()\s]+)\)(?P<rest>.*)$")
-_RPM_HEADER_RE = re.compile(r"^\*\s+\S+\s+\S+\s+\d+\s+\d{4}\s+(?P<who>.*)$")
-_EVR_TOKEN_RE = re.compile(r"^(?:\d+:)?[0-9][A-Za-z0-9._+~^]*(?:-[A-Za-z0-9._+~^]+)?$")
+_RPM_HEADER_RE = re.compile(r"^\*\s+\S+\s+\S+\s+[0-9]+\s+[0-9]{4}\s+(?P<who>.*)$")
+_EVR_TOKEN_RE = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9._+~^]*(?:-[A-Za-z0-9._+~^]+)?$")
 _PKG_MGR_ORDERING: dict[str, Ordering] = {"apt": "dpkg", "dnf": "rpm", "zypper": "rpm"}
 
 
@@ -143,7 +143,7 @@ def _rpm_header_version(who: str) -> str | None:
     tokens = who.replace(" - ", " ").split()
     for token in reversed(tokens[-2:]):
         token = token.strip("[]()")
-        if _EVR_TOKEN_RE.match(token):
+        if _EVR_TOKEN_RE.fullmatch(token):
             return token
     return None
 

@@ -12,7 +12,6 @@ from typing import Any
 from patchbrain.feeds.common import (
     READ_ERRORS,
     Ctx,
-    FeedError,
     as_map,
     check_cve_id,
     cvss,
@@ -20,9 +19,10 @@ from patchbrain.feeds.common import (
     get_list,
     get_map,
     get_str,
-    open_binary,
+    open_text,
     parse_time,
 )
+from patchbrain.feeds.jsonstream import iter_array
 from patchbrain.feeds.records import CveRecord, Provenance, Reference
 
 log = logging.getLogger(__name__)
@@ -42,35 +42,25 @@ class FeedHeader:
     count: int | None
 
 
-def _json_errors() -> tuple[type[BaseException], ...]:
-    import ijson
-
-    return (ijson.JSONError, *READ_ERRORS)
-
-
 def read_nvd11_header(path: Path) -> FeedHeader:
-    """The header fields that precede CVE_Items in an NVD 1.1 feed (read lazily: stops at CVE_Items)."""
-    import ijson
-
+    """The header fields that precede CVE_Items in an NVD 1.1 feed (reading stops where CVE_Items begins)."""
     ctx = Ctx(str(path))
-    header: dict[str, str] = {}
+    header: dict[str, Any] = {}
     try:
-        with open_binary(path) as fh:
-            for prefix, event, value in ijson.parse(fh):
-                if prefix == "" and event == "map_key" and value == "CVE_Items":
-                    break
-                if prefix.startswith("CVE_data_") and "." not in prefix and event in ("string", "number"):
-                    header[prefix] = str(value)
-    except _json_errors() as exc:
-        raise ctx.error(f"not valid JSON: {exc}") from exc
+        with open_text(path) as fh:
+            for _ in iter_array(fh, "CVE_Items", ctx, on_header=header.__setitem__, stop_at_array=True):
+                pass
+    except READ_ERRORS as exc:
+        raise ctx.error(f"cannot read: {exc}") from exc
     if header.get("CVE_data_type") not in (None, "CVE"):
         raise ctx.error("not an NVD CVE feed", "CVE_data_type")
     count = header.get("CVE_data_numberOfCVEs")
+    stamp = header.get("CVE_data_timestamp")
     return FeedHeader(
-        format=header.get("CVE_data_format", ""),
-        version=header.get("CVE_data_version", ""),
-        timestamp=parse_time(header.get("CVE_data_timestamp"), ctx, "CVE_data_timestamp"),
-        count=int(count) if count and count.isdigit() else None,
+        format=str(header.get("CVE_data_format", "")),
+        version=str(header.get("CVE_data_version", "")),
+        timestamp=parse_time(stamp if isinstance(stamp, str) else None, ctx, "CVE_data_timestamp"),
+        count=int(count) if isinstance(count, str) and count.isascii() and count.isdigit() else None,
     )
 
 
@@ -79,20 +69,15 @@ def iter_nvd11(path: Path) -> Iterator[CveRecord]:
 
     Raises `FeedError` (a `BadInput`) naming the file and the record for anything malformed.
     """
-    import ijson
-
     path = Path(path)
     header = read_nvd11_header(path)
     ctx = Ctx(str(path))
-    index = -1
     try:
-        with open_binary(path) as fh:
-            for index, item in enumerate(ijson.items(fh, "CVE_Items.item", use_float=True)):
-                ctx.record = f"#{index}"
+        with open_text(path) as fh:
+            for item in iter_array(fh, "CVE_Items", ctx):
                 yield parse_nvd11_item(item, ctx, header.timestamp)
-    except _json_errors() as exc:
-        where = f"after record #{index}" if index >= 0 else "before the first record"
-        raise FeedError(f"not valid JSON ({where}): {exc}", source=str(path)) from exc
+    except READ_ERRORS as exc:
+        raise ctx.error(f"cannot read: {exc}") from exc
 
 
 def parse_nvd11_item(item: Any, ctx: Ctx, feed_time: dt.datetime | None = None) -> CveRecord:
@@ -126,16 +111,19 @@ def parse_nvd11_item(item: Any, ctx: Ctx, feed_time: dt.datetime | None = None) 
 
     impact = get_map(item, "impact", ctx)
     fields: dict[str, Any] = {}
+    stated: list[tuple[str, float]] = []
     v3 = get_map(get_map(impact, "baseMetricV3", ctx), "cvssV3", ctx)
     if vec := get_str(v3, "vectorString", ctx):
-        fields["cvss3_vector"], fields["cvss3_score"] = cvss(
-            3, vec, ctx, "impact.baseMetricV3", get_float(v3, "baseScore", ctx)
-        )
+        claimed = get_float(v3, "baseScore", ctx)
+        fields["cvss3_vector"], fields["cvss3_score"] = cvss(3, vec, ctx, "impact.baseMetricV3", claimed)
+        if claimed is not None:
+            stated.append(("cvss3", claimed))
     v2 = get_map(get_map(impact, "baseMetricV2", ctx), "cvssV2", ctx)
     if vec := get_str(v2, "vectorString", ctx):
-        fields["cvss2_vector"], fields["cvss2_score"] = cvss(
-            2, vec, ctx, "impact.baseMetricV2", get_float(v2, "baseScore", ctx)
-        )
+        claimed = get_float(v2, "baseScore", ctx)
+        fields["cvss2_vector"], fields["cvss2_score"] = cvss(2, vec, ctx, "impact.baseMetricV2", claimed)
+        if claimed is not None:
+            stated.append(("cvss2", claimed))
 
     rejected = description.startswith(_REJECT_PREFIX)
     assigner = get_str(meta, "ASSIGNER", ctx)
@@ -151,7 +139,9 @@ def parse_nvd11_item(item: Any, ctx: Ctx, feed_time: dt.datetime | None = None) 
     }
     provenance = {k: prov for k, v in values.items() if v not in (None, "", ())}
     provenance["rejected"] = prov
-    return CveRecord(cve_id=cve_id, rejected=rejected, provenance=provenance, **values)
+    return CveRecord(
+        cve_id=cve_id, rejected=rejected, provenance=provenance, stated_scores=tuple(stated), **values
+    )
 
 
 def _english(entries: Sequence[Any], ctx: Ctx, field: str) -> str:
@@ -194,37 +184,18 @@ def _collect_cpes11(nodes: Sequence[Any], ctx: Ctx, out: list[str], depth: int) 
 
 def iter_nvd20(path: Path) -> Iterator[CveRecord]:
     """Stream the CVEs of an NVD API 2.0 response (`{"vulnerabilities": [{"cve": {...}}], ...}`)."""
-    import ijson
-
     path = Path(path)
     ctx = Ctx(str(path))
-    feed_time = _nvd20_timestamp(path)
-    index = -1
+    header: dict[str, Any] = {}
     try:
-        with open_binary(path) as fh:
-            for index, item in enumerate(ijson.items(fh, "vulnerabilities.item", use_float=True)):
-                ctx.record = f"#{index}"
+        with open_text(path) as fh:
+            for item in iter_array(fh, "vulnerabilities", ctx, on_header=header.__setitem__):
+                stamp = header.get("timestamp")
+                feed_time = parse_time(stamp, ctx, "timestamp") if isinstance(stamp, str) else None
                 wrapper = as_map(item, ctx, "vulnerabilities[]")
                 yield parse_nvd20_cve(get_map(wrapper, "cve", ctx, required=True), ctx, feed_time)
-    except _json_errors() as exc:
-        where = f"after record #{index}" if index >= 0 else "before the first record"
-        raise FeedError(f"not valid JSON ({where}): {exc}", source=str(path)) from exc
-
-
-def _nvd20_timestamp(path: Path) -> dt.datetime | None:
-    import ijson
-
-    ctx = Ctx(str(path))
-    try:
-        with open_binary(path) as fh:
-            for prefix, event, value in ijson.parse(fh):
-                if prefix == "" and event == "map_key" and value == "vulnerabilities":
-                    return None
-                if prefix == "timestamp" and event == "string":
-                    return parse_time(str(value), ctx, "timestamp")
-    except _json_errors() as exc:
-        raise ctx.error(f"not valid JSON: {exc}") from exc
-    return None
+    except READ_ERRORS as exc:
+        raise ctx.error(f"cannot read: {exc}") from exc
 
 
 _NVD20_METRICS = (
@@ -267,6 +238,7 @@ def parse_nvd20_cve(cve: Mapping[str, Any], ctx: Ctx, feed_time: dt.datetime | N
                     cpes.append(uri)
 
     fields: dict[str, Any] = {}
+    stated: list[tuple[str, float]] = []
     metrics = get_map(cve, "metrics", ctx)
     for key, version in _NVD20_METRICS:
         target = {4: "cvss4", 3: "cvss3", 2: "cvss2"}[version]
@@ -280,9 +252,12 @@ def parse_nvd20_cve(cve: Mapping[str, Any], ctx: Ctx, feed_time: dt.datetime | N
             if vec := get_str(data, "vectorString", ctx):
                 if version == 2 and vec.startswith("CVSS:2.0/"):
                     vec = vec[len("CVSS:2.0/") :]
+                claimed = get_float(data, "baseScore", ctx)
                 fields[f"{target}_vector"], fields[f"{target}_score"] = cvss(
-                    version, vec, ctx, f"metrics.{key}", get_float(data, "baseScore", ctx)
+                    version, vec, ctx, f"metrics.{key}", claimed
                 )
+                if claimed is not None:
+                    stated.append((target, claimed))
                 break
 
     values: dict[str, Any] = {
@@ -298,4 +273,6 @@ def parse_nvd20_cve(cve: Mapping[str, Any], ctx: Ctx, feed_time: dt.datetime | N
     provenance = {k: prov for k, v in values.items() if v not in (None, "", ())}
     provenance["rejected"] = prov
     rejected = status == "Rejected" or description.startswith(_REJECT_PREFIX)
-    return CveRecord(cve_id=cve_id, rejected=rejected, provenance=provenance, **values)
+    return CveRecord(
+        cve_id=cve_id, rejected=rejected, provenance=provenance, stated_scores=tuple(stated), **values
+    )

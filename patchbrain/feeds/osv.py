@@ -116,7 +116,7 @@ def parse_osv(doc: Any, ctx: Ctx) -> OsvAdvisory:
     """One parsed OSV record."""
     doc = as_map(doc, ctx, "record")
     adv_id = get_str(doc, "id", ctx, required=True) or ""
-    if not _ID_RE.match(adv_id):
+    if not _ID_RE.fullmatch(adv_id):
         raise ctx.error(f"not an advisory id: {adv_id[:60]!r}", "id")
     ctx.record = f"{ctx.record} {adv_id}".strip()
     modified = parse_time(get_str(doc, "modified", ctx, required=True), ctx, "modified")
@@ -125,9 +125,9 @@ def parse_osv(doc: Any, ctx: Ctx) -> OsvAdvisory:
     aliases = _ids(get_list(doc, "aliases", ctx), ctx, "aliases")
     upstream = _ids(get_list(doc, "upstream", ctx), ctx, "upstream")
     related = _ids(get_list(doc, "related", ctx), ctx, "related")
-    cves = [i for i in (adv_id, *aliases, *upstream, *related) if CVE_ID_RE.match(i)]
+    cves = [i for i in (adv_id, *aliases, *upstream, *related) if CVE_ID_RE.fullmatch(i)]
     # Distro-prefixed records name their CVE in the id itself: "UBUNTU-CVE-2024-1234", "DEBIAN-CVE-...".
-    m = re.search(r"(CVE-\d{4}-\d{4,19})$", adv_id)
+    m = re.search(r"(CVE-[0-9]{4}-[0-9]{4,19})$", adv_id)
     if m:
         cves.append(m.group(1))
     affected = tuple(_affected(a, i, ctx) for i, a in enumerate(get_list(doc, "affected", ctx)))
@@ -202,7 +202,7 @@ def _strs(values: Any, ctx: Ctx, field: str) -> list[str]:
 def _ids(values: Any, ctx: Ctx, field: str) -> tuple[str, ...]:
     out = _strs(values, ctx, field)
     for v in out:
-        if not _ID_RE.match(v):
+        if not _ID_RE.fullmatch(v):
             raise ctx.error(f"not an identifier: {v[:60]!r}", field)
     return tuple(out)
 

@@ -37,9 +37,9 @@ def dpkg_valid(version: str) -> bool:
     upstream, dash, revision = rest.rpartition("-")
     if not dash:
         upstream, revision = rest, ""
-    elif not _REVISION_RE.match(revision):
+    elif not _REVISION_RE.fullmatch(revision):
         return False
-    return bool(_UPSTREAM_RE.match(upstream))
+    return bool(_UPSTREAM_RE.fullmatch(upstream))
 
 
 def dpkg_compare(a: str, b: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import ipaddress
 import logging
@@ -14,11 +15,12 @@ from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 
 from patchbrain.errors import BadInput, EnvironmentProblem
-from patchbrain.lab import host, inventory, names, net, state
+from patchbrain.lab import content, host, inventory, names, net, state
 from patchbrain.lab.base import ensure_base
 from patchbrain.lab.state import HostRecord, LabState
 from patchbrain.lab.system import (
     atomic_write,
+    drop_lock_file,
     file_lock,
     process_start_time,
     require_kernel_features,
@@ -46,6 +48,8 @@ class HostStatus:
     exposure: int
     canary: bool
     netns: str
+    pkg_mgr: str = "apt"
+    selinux: str = "unknown"
 
 
 class Lab:
@@ -91,10 +95,14 @@ class Lab:
 
     # -- up -------------------------------------------------------------------------------------------
 
-    def up(self, n: int) -> list[HostStatus]:
-        """Make sure hosts h01..hNN run (keeping any already running or beyond N); return their status."""
+    def up(self, n: int, flavors: Sequence[str] = ("apt",)) -> list[HostStatus]:
+        """Make sure hosts h01..hNN run (keeping any already running or beyond N); return their status.
+
+        `flavors` are the package managers hosts take in turn (apt, dnf, zypper; see content.py).
+        """
         if not 1 <= n <= names.MAX_HOSTS:
             raise BadInput(f"the lab runs 1..{names.MAX_HOSTS} hosts", field=f"N={n}")
+        flavors = content.parse_flavors(",".join(flavors))
         _preflight()
         base = ensure_base()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -107,40 +115,42 @@ class Lab:
                 base = Path(st.base)
             st.base = str(base)
             self.dir.mkdir(mode=0o700, exist_ok=True)
+            state.claim(self.names.token, self.instance, self.state_file)
             self._save(st)
             pub = host.ensure_keypair(self.key, f"patchbrain-lab-{self.instance}")
             host.write_layer(self.dir / "layer", pub)
             launch_sh, init_sh = host.write_scripts(self.dir / "bin")
             subnet = self._subnet(st)
             net.create_bridge(st.bridge or self.names.bridge, names.bridge_address(subnet), 24)
+            self._content().prepare(
+                self.dir / "layer", str(names.bridge_address(subnet)), f"{self.dir / 'layer'}:{base}"
+            )
 
-            to_start = [i for i in range(1, n + 1) if not self._host_ok(st, names.host_name(i))]
+            pids = net.pids_in(h.netns for h in st.hosts.values())
+            to_start = [i for i in range(1, n + 1) if not self._host_ok(st, names.host_name(i), pids)]
             for i in to_start:  # write ahead: every resource is on record before it exists
-                st.hosts[names.host_name(i)] = self._record(i, subnet)
+                st.hosts[names.host_name(i)] = self._record(i, subnet, content.flavor_for(i, flavors))
             self._save(st)
-            for i in to_start:
-                rec = st.hosts[names.host_name(i)]
-                self._teardown_host(rec, keep_dir=True)
+            links, spaces = net.link_names(), net.netns_names()
+            recs = [st.hosts[names.host_name(i)] for i in to_start]
+            for rec in recs:
+                if rec.netns in spaces or {rec.veth, rec.peer} & links:  # leftovers of a crashed host
+                    self._teardown_host(rec, keep_dir=True)
                 host.prepare_dirs(Path(rec.dir))
-                net.create_host_net(
-                    netns=rec.netns,
-                    veth=rec.veth,
-                    peer=rec.peer,
-                    bridge=self.names.bridge,
-                    address=ipaddress.IPv4Address(rec.address),
-                    prefixlen=24,
-                )
+            net.create_host_nets(self.names.bridge, [_host_net(r) for r in recs])
+            for rec in recs:
                 self._start(rec, launch_sh, init_sh, st)
             self._save(st)
             self._wait([st.hosts[names.host_name(i)] for i in to_start])
             self._write_access_files(st)
         return self.status()
 
-    def _host_ok(self, st: LabState, name: str) -> bool:
+    def _host_ok(self, st: LabState, name: str, pids: dict[str, list[int]]) -> bool:
+        """The host's launcher runs and so does its PID 1 (not halted, not between two boots)."""
         rec = st.hosts.get(name)
-        return rec is not None and self._running(rec)
+        return rec is not None and self._running(rec) and host.pid_one(pids.get(rec.netns, [])) is not None
 
-    def _record(self, index: int, subnet: ipaddress.IPv4Network) -> HostRecord:
+    def _record(self, index: int, subnet: ipaddress.IPv4Network, pkg_mgr: str = "apt") -> HostRecord:
         name = names.host_name(index)
         return HostRecord(
             name=name,
@@ -150,7 +160,12 @@ class Lab:
             peer=self.names.peer(index),
             address=str(names.host_address(subnet, index)),
             dir=str(self.dir / "hosts" / name),
+            pkg_mgr=pkg_mgr,
         )
+
+    def _content(self) -> content.LabContent:
+        """The instance's repository, flavour layers and shims (patchbrain/lab/content.py)."""
+        return content.LabContent(self.dir)
 
     def _subnet(self, st: LabState) -> ipaddress.IPv4Network:
         """The instance's /24: recorded, forced by $PATCHBRAIN_LAB_SUBNET, or the first free candidate."""
@@ -176,7 +191,10 @@ class Lab:
                         f"subnet {subnet} is already in use by {who}, which this lab instance does not own"
                         " (set PATCHBRAIN_LAB_SUBNET to another private /24)"
                     )
-            raise EnvironmentProblem("no free /24 left in 10.213.0.0/16 for the lab")
+            raise EnvironmentProblem(
+                "no free /24 in 10.213.0.0/16 for the lab (each overlaps an address, a route or another"
+                " instance here); set PATCHBRAIN_LAB_SUBNET to a free private /24"
+            )
 
     def _claimed_subnets(self) -> dict[str, str]:
         claimed: dict[str, str] = {}
@@ -192,7 +210,7 @@ class Lab:
         return claimed
 
     def _start(self, rec: HostRecord, launch_sh: Path, init_sh: Path, st: LabState) -> None:
-        lowers = f"{self.dir / 'layer'}:{st.base}"
+        lowers = self._content().lowers(rec.pkg_mgr, f"{self.dir / 'layer'}:{st.base}")
         proc = host.launch(
             netns=rec.netns,
             launch_sh=launch_sh,
@@ -222,6 +240,7 @@ class Lab:
         text = inventory.render(
             instance=self.instance,
             hosts=[(r.name, r.index, r.address) for r in st.hosts.values()],
+            pkg_mgrs={r.name: r.pkg_mgr for r in st.hosts.values()},
             key=self.key,
             known_hosts=self.known_hosts,
         )
@@ -256,14 +275,7 @@ class Lab:
                     subnet = ipaddress.IPv4Network(st.subnet)
                     self._teardown_host(rec, keep_dir=True)
                     net.create_bridge(self.names.bridge, names.bridge_address(subnet), 24)
-                    net.create_host_net(
-                        netns=rec.netns,
-                        veth=rec.veth,
-                        peer=rec.peer,
-                        bridge=self.names.bridge,
-                        address=ipaddress.IPv4Address(rec.address),
-                        prefixlen=24,
-                    )
+                    net.create_host_nets(self.names.bridge, [_host_net(rec)])
                 self._start(rec, self.dir / "bin/launch.sh", self.dir / "bin/init.sh", st)
             self._save(st)
             self._wait(recs)
@@ -277,8 +289,13 @@ class Lab:
         with self._lock():
             st = self._load()
             links, spaces = net.lab_resources()
+            owner = state.owner_of(self.names.token)
+            foreign = owner is not None and owner.resolve() != self.state_file.resolve()
+            if foreign:  # the names belong to another PATCHBRAIN_HOME's live instance: only our records go
+                links, spaces = set(), set()
             spaces = {s for s in spaces if self.names.owns(s)} | {h.netns for h in st.hosts.values()}
             net.kill_namespaces(spaces)
+            self._content().stop_server()
             for rec in st.hosts.values():
                 _kill_launcher(rec)
             for name in self._launchers:
@@ -292,11 +309,13 @@ class Lab:
             for link in sorted(ours - {self.names.bridge}):
                 if link in current:
                     run(["ip", "link", "del", link], check=False)
-            for bridge in {self.names.bridge, st.bridge}:
+            for bridge in {st.bridge} if foreign else {self.names.bridge, st.bridge}:
                 if bridge and bridge in current:
                     run(["ip", "link", "del", bridge], check=False)
             _unmount_under(self.dir)
             shutil.rmtree(self.dir, ignore_errors=True)
+            state.release(self.names.token, self.state_file)
+            drop_lock_file(self.root / f".{self.instance}.lock")
 
     def _teardown_host(self, rec: HostRecord, *, keep_dir: bool) -> None:
         net.kill_namespaces([rec.netns])
@@ -316,11 +335,15 @@ class Lab:
         """Every recorded host: address, up (process alive and sshd answering), OS, groups and host vars."""
         recs = self.hosts()
         pids = net.pids_in(r.netns for r in recs)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(32, len(recs) or 1)) as pool:
+            banners = dict(
+                zip([r.name for r in recs], pool.map(host.ssh_banner, [r.address for r in recs]), strict=True)
+            )
         out = []
         for rec in recs:
             hv = inventory.LabHostVars(rec.index)
             pid1 = host.pid_one(pids.get(rec.netns, []))
-            up = self._running(rec) and pid1 is not None and host.ssh_banner(rec.address)
+            up = self._running(rec) and pid1 is not None and banners[rec.name]
             out.append(
                 HostStatus(
                     name=rec.name,
@@ -333,6 +356,8 @@ class Lab:
                     exposure=hv.exposure,
                     canary=hv.canary,
                     netns=rec.netns,
+                    pkg_mgr=rec.pkg_mgr,
+                    selinux=content.selinux_status(pid1) if pid1 else "unknown",
                 )
             )
         return out
@@ -371,7 +396,7 @@ class Lab:
 
 
 def down_all(root: Path | None = None) -> list[str]:
-    """Remove every recorded instance, then any leftover named with the lab's pattern; returns what went."""
+    """Remove this home's instances, then leftovers of the lab's pattern that no live instance claims."""
     _preflight(need_tools=("ip",))
     lab_root = root or state.lab_root()
     removed: list[str] = []
@@ -379,18 +404,57 @@ def down_all(root: Path | None = None) -> list[str]:
         for entry in sorted(lab_root.iterdir()):
             if entry.is_dir() and names.INSTANCE_RE.match(entry.name):
                 Lab(entry.name, root=lab_root).down()
-                removed.append(f"instance {entry.name}")
+                removed.append(f"removed instance {entry.name}")
+        for lock in sorted(lab_root.glob(".*.lock")):  # lock files of instances gone before they were kept
+            instance = lock.name[1:-5]
+            if names.INSTANCE_RE.match(instance):
+                with file_lock(lock):
+                    if not (lab_root / instance).exists():
+                        drop_lock_file(lock)
     links, spaces = net.lab_resources()
+    # Leftovers are what no live instance claims: instances of other PATCHBRAIN_HOMEs keep their hosts.
+    claimed = {tok for tok in {_token_of(n) for n in links | spaces} if state.owner_of(tok) is not None}
+    claimed |= _tokens_of_live_hosts_elsewhere(spaces, lab_root)
+    links = {n for n in links if _token_of(n) not in claimed}
+    spaces = {n for n in spaces if _token_of(n) not in claimed}
+    for tok in sorted(claimed):
+        removed.append(f"kept pbl-{tok}-*: a live instance of another PATCHBRAIN_HOME")
     net.kill_namespaces(spaces)
     for ns in sorted(spaces):
         net.delete_netns(ns)
-        removed.append(f"netns {ns}")
+        removed.append(f"removed netns {ns}")
     current = net.link_names()
     for link in sorted(links, key=lambda n: n.endswith("-br")):  # veths first, bridges last
         if link in current:
             run(["ip", "link", "del", link], check=False)
-            removed.append(f"link {link}")
+            removed.append(f"removed link {link}")
     return removed
+
+
+def _tokens_of_live_hosts_elsewhere(spaces: set[str], lab_root: Path) -> set[str]:
+    """Tokens whose hosts run from a recorded instance of another home (its launcher names its folder)."""
+    found: set[str] = set()
+    for ns, pids in net.pids_in(spaces).items():
+        for pid in pids:
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if len(argv) > 1 and argv[1].endswith(b"/bin/launch.sh"):
+                instance_dir = Path(os.fsdecode(argv[1])).parent.parent
+                if instance_dir.parent != lab_root and (instance_dir / "state.json").is_file():
+                    found.add(_token_of(ns))
+                break
+    return found
+
+
+def _token_of(resource: str) -> str:
+    m = names.RESOURCE_RE.match(resource)
+    return m.group("token") if m else ""
+
+
+def _host_net(rec: HostRecord) -> net.HostNet:
+    return net.HostNet(rec.netns, rec.veth, rec.peer, ipaddress.IPv4Address(rec.address))
 
 
 def _kill_launcher(rec: HostRecord) -> None:

@@ -6,13 +6,14 @@ No default route, no NAT, no forwarding: a host reaches the bridge's /24 and not
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import logging
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from patchbrain.lab.names import RESOURCE_RE
@@ -69,28 +70,47 @@ def create_bridge(name: str, address: ipaddress.IPv4Address, prefixlen: int) -> 
     run(["ip", "link", "set", name, "up"])
 
 
-def create_host_net(
-    *, netns: str, veth: str, peer: str, bridge: str, address: ipaddress.IPv4Address, prefixlen: int
-) -> None:
-    """A namespace whose eth0 is one end of a veth pair; the other end is on the bridge."""
-    batch = "\n".join(
-        [
-            f"netns add {netns}",
-            f"link add {veth} type veth peer name {peer}",
-            f"link set {veth} master {bridge} up",
-            f"link set {peer} netns {netns}",
+@dataclasses.dataclass(frozen=True)
+class HostNet:
+    """One host's network: namespace, veth pair (root end on the bridge), address."""
+
+    netns: str
+    veth: str
+    peer: str
+    address: ipaddress.IPv4Address
+    prefixlen: int = 24
+
+
+def host_mac(address: ipaddress.IPv4Address) -> str:
+    """A fixed, locally administered MAC for a host address: a re-created host keeps it, so the bridge's
+    neighbour cache never points at a gone interface (that would stall SSH until the entry expires)."""
+    return "02:70:62:" + ":".join(f"{b:02x}" for b in address.packed[1:])
+
+
+def create_host_nets(bridge: str, hosts: Sequence[HostNet]) -> None:
+    """Namespaces whose eth0 is one end of a veth pair; the other end is on the bridge.
+
+    The root-namespace side of every host goes through one `ip -batch`; each namespace then needs one more.
+    """
+    if not hosts:
+        return
+    outer: list[str] = []
+    for h in hosts:
+        outer += [
+            f"netns add {h.netns}",
+            f"link add {h.veth} type veth peer name {h.peer} address {host_mac(h.address)}",
+            f"link set {h.veth} master {bridge} up",
+            f"link set {h.peer} netns {h.netns}",
         ]
-    )
-    _batch([], batch)
-    inner = "\n".join(
-        [
-            f"link set {peer} name eth0",
-            f"addr add {address}/{prefixlen} dev eth0",
+    _batch([], "\n".join(outer))
+    for h in hosts:
+        inner = [
+            f"link set {h.peer} name eth0",
+            f"addr add {h.address}/{h.prefixlen} dev eth0",
             "link set eth0 up",
             "link set lo up",
         ]
-    )
-    _batch(["-n", netns], inner)
+        _batch(["-n", h.netns], "\n".join(inner))
 
 
 def _batch(opts: list[str], commands: str) -> None:

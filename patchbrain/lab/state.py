@@ -35,6 +35,7 @@ class HostRecord:
     dir: str
     pid: int | None = None
     pid_start: int | None = None
+    pkg_mgr: str = "apt"  # apt, dnf or zypper (lab content: patchbrain/lab/content.py)
 
 
 @dataclasses.dataclass
@@ -71,3 +72,53 @@ def load(path: Path, instance: str, token: str) -> LabState:
 def save(path: Path, state: LabState) -> None:
     """Write the record atomically and durably (0600)."""
     atomic_write(path, state.to_json(), 0o600)
+
+
+# A machine-wide registry of the tokens in use, whatever PATCHBRAIN_HOME each instance lives in: one file
+# per token naming the state file that owns it. It lives on /run (a tmpfs), like the namespaces it guards.
+REGISTRY = Path("/run/patchbrain-lab")
+
+
+def _entry(token: str) -> Path:
+    return REGISTRY / f"{token}.json"
+
+
+def owner_of(token: str) -> Path | None:
+    """The state file of the instance that holds `token` on this machine, if that instance still exists."""
+    try:
+        doc = json.loads(_entry(token).read_text())
+    except (OSError, ValueError):
+        return None
+    path = Path(doc.get("state_file", ""))
+    return path if path.is_absolute() and path.is_file() else None
+
+
+def claim(token: str, instance: str, state_file: Path) -> None:
+    """Record that `state_file`'s instance uses `token`; refuse if another live instance already does."""
+    from patchbrain.errors import EnvironmentProblem
+    from patchbrain.lab.system import file_lock
+
+    with file_lock(REGISTRY / ".lock"):
+        owner = owner_of(token)
+        if owner is not None and owner.resolve() != state_file.resolve():
+            raise EnvironmentProblem(
+                f"lab instance {instance!r} (names pbl-{token}-*) is already up from another PATCHBRAIN_HOME"
+                f" ({owner.parent}); choose another PATCHBRAIN_LAB"
+            )
+        doc = {"instance": instance, "state_file": str(state_file.resolve())}
+        atomic_write(_entry(token), json.dumps(doc) + "\n", 0o644)
+
+
+def release(token: str, state_file: Path) -> None:
+    """Forget `token` if `state_file`'s instance holds it."""
+    from patchbrain.lab.system import file_lock
+
+    if not REGISTRY.is_dir():
+        return
+    with file_lock(REGISTRY / ".lock"):
+        try:
+            doc = json.loads(_entry(token).read_text())
+        except (OSError, ValueError):
+            return
+        if Path(doc.get("state_file", "")) == state_file.resolve() or owner_of(token) is None:
+            _entry(token).unlink(missing_ok=True)

@@ -52,7 +52,10 @@ def sandbox(tmp_path: Path):
         script = tmp_path / "sandbox.py"
         script.write_text(textwrap.dedent(code))
         env = dict(os.environ, PATCHBRAIN_HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT))
-        setup = 'mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns && ip link set lo up && exec "$@"'
+        setup = (
+            "mkdir -p /run/netns /run/patchbrain-lab && mount -t tmpfs tmpfs /run/netns"
+            ' && mount -t tmpfs tmpfs /run/patchbrain-lab && ip link set lo up && exec "$@"'
+        )
         argv = ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private"]
         argv += ["--kill-child", "--", "sh", "-c", setup, "sh", sys.executable, str(script)]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)

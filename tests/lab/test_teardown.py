@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from patchbrain.lab import Lab, net
+from patchbrain.lab.system import process_start_time
 
 pytestmark = pytest.mark.lab
 
@@ -41,7 +42,7 @@ def test_down_leaves_no_namespace_mount_bridge_veth_process_or_file(lab_fleet):
         lab.up(2)
         recs = lab.hosts()
         spaces = [r.netns for r in recs]
-        pids = [p for ps in net.pids_in(spaces).values() for p in ps]
+        pids = [(p, process_start_time(p)) for ps in net.pids_in(spaces).values() for p in ps]
         links = [lab.names.bridge] + [r.veth for r in recs]
         assert len(pids) >= 2 * 4  # launcher, unshare, supervisor, sshd per host
         assert set(links) <= net.link_names()
@@ -52,7 +53,7 @@ def test_down_leaves_no_namespace_mount_bridge_veth_process_or_file(lab_fleet):
         lab.down()
     assert not set(spaces) & net.netns_names(), "namespace left"
     assert not set(links) & net.link_names(), "bridge or veth left"
-    alive = [p for p in pids if _alive(p)]
+    alive = [p for p, start in pids if _alive(p) and process_start_time(p) == start]  # pids wrap fast here
     assert not alive, f"processes left: {alive}"
     assert not _mount_lines_mentioning(str(lab.dir)), "mount left"
     mounts = Path("/proc/self/mountinfo").read_text().splitlines()
@@ -84,6 +85,16 @@ def test_down_all_after_a_sigkilled_up_cleans_up_only_lab_resources(lab_fleet, s
         sh("ip", "netns", "add", "pbl-zz-h1")
         orphan = subprocess.Popen(["ip", "netns", "exec", "pbl-zz-h1", "sleep", "600"])
 
+        # a live instance of another PATCHBRAIN_HOME: --all from this home must keep it
+        home2 = dict(os.environ, PATCHBRAIN_LAB="other", PATCHBRAIN_HOME=os.environ["PATCHBRAIN_HOME"] + "2")
+        lab = [sys.executable, "-m", "patchbrain", "lab"]
+        subprocess.run([*lab, "up", "1"], env=home2, check=True, capture_output=True)
+        same_name = subprocess.run([*lab, "up", "1"], env=dict(os.environ, PATCHBRAIN_LAB="other"),
+                                   capture_output=True, text=True)
+        # another, started before the machine-wide registry existed: only its launcher names its home
+        home3 = dict(home2, PATCHBRAIN_LAB="third")
+        subprocess.run([*lab, "up", "1"], env=home3, check=True, capture_output=True)
+        os.unlink("/run/patchbrain-lab/third.json")
         up = subprocess.Popen([sys.executable, "-m", "patchbrain", "lab", "up", "6"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         owner = names.Names("killed")
@@ -102,6 +113,10 @@ def test_down_all_after_a_sigkilled_up_cleans_up_only_lab_resources(lab_fleet, s
         down = subprocess.run([sys.executable, "-m", "patchbrain", "lab", "down", "--all"], env=env,
                               capture_output=True, text=True)
         time.sleep(0.1)
+        other_ok = subprocess.run([*lab, "ssh", "h01", "hostname"], env=home2, capture_output=True, text=True)
+        other_down = subprocess.run([*lab, "down"], env=home2, capture_output=True, text=True)
+        third_ok = subprocess.run([*lab, "ssh", "h01", "hostname"], env=home3, capture_output=True, text=True)
+        subprocess.run([*lab, "down"], env=home3, check=True)
         def alive(pid):
             try:
                 return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -111,10 +126,13 @@ def test_down_all_after_a_sigkilled_up_cleans_up_only_lab_resources(lab_fleet, s
             "up_rc": up.returncode, "at_kill": at_kill, "pids": pids, "down_rc": down.returncode,
             "down_err": down.stderr, "links": sorted(net.link_names()), "netns": sorted(net.netns_names()),
             "alive": [p for p in pids if alive(p)], "keeper": keeper.poll() is None,
-            "orphan": orphan.poll() is None,
+            "orphan": orphan.poll() is None, "down_out": down.stdout,
+            "same_name_rc": same_name.returncode, "same_name_err": same_name.stderr,
+            "other_ok": other_ok.stdout.strip(), "third_ok": third_ok.stdout.strip(),
+            "other_down": other_down.returncode,
             "mounts": [l for l in Path("/proc/self/mountinfo").read_text().splitlines()
                        if "pbl-killed-" in l or "pbl-zz-" in l],
-            "lab_dir": sorted(str(p) for p in Path(os.environ["PATCHBRAIN_HOME"], "lab").glob("*/")),
+            "lab_dir": sorted(str(p) for p in Path(os.environ["PATCHBRAIN_HOME"], "lab").glob("*")),
         }))
         """
     )
@@ -131,6 +149,11 @@ def test_down_all_after_a_sigkilled_up_cleans_up_only_lab_resources(lab_fleet, s
     assert {"keep0", "pbl-notours0"} <= set(got["links"])
     assert not [n for n in got["links"] if n.startswith("pbl-") and n != "pbl-notours0"]
     assert got["keeper"]
+    assert got["other_ok"] == "h01", got["down_out"]  # another home's live instance survived --all
+    assert got["third_ok"] == "h01", got["down_out"]
+    assert "kept pbl-other-*" in got["down_out"] and "kept pbl-third-*" in got["down_out"]
+    assert got["other_down"] == 0
+    assert got["same_name_rc"] == 2 and "another PATCHBRAIN_HOME" in got["same_name_err"]
 
 
 def test_a_subnet_in_use_by_something_else_is_refused(sandbox):
@@ -163,3 +186,37 @@ def test_a_subnet_in_use_by_something_else_is_refused(sandbox):
     [h] = json.loads(got["auto"])
     assert ipaddress.IPv4Address(h["address"]) not in ipaddress.IPv4Network(got["preferred"])
     assert h["up"]
+
+
+def test_up_after_a_sigkilled_up_recovers_and_down_cleans_up(lab_fleet, sandbox):
+    lab_fleet.up(1)  # the base is built
+    got = sandbox(
+        """
+        import json, os, signal, subprocess, sys, time
+        from patchbrain.lab import Lab, names, net
+
+        env = dict(os.environ, PATCHBRAIN_LAB="again")
+        lab = [sys.executable, "-m", "patchbrain", "lab"]
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        up = subprocess.Popen([*lab, "up", "5"], env=env, **quiet)
+        owner = names.Names("again")
+        while up.poll() is None and len([n for n in net.netns_names() if owner.owns(n)]) < 3:
+            time.sleep(0.005)
+        up.send_signal(signal.SIGKILL)
+        up.wait()
+        again = subprocess.run([*lab, "up", "5", "--json"], env=env, capture_output=True, text=True)
+        hosts = json.loads(again.stdout) if again.returncode == 0 else []
+        ping = subprocess.run([*lab, "ssh", "h05", "hostname"], env=env, capture_output=True, text=True)
+        down = subprocess.run([*lab, "down"], env=env, capture_output=True, text=True)
+        left = sorted(n for n in net.netns_names() | net.link_names() if owner.owns(n))
+        print(json.dumps({"rc": again.returncode, "err": again.stderr, "up": [h["up"] for h in hosts],
+                          "hostname": ping.stdout.strip(), "down_rc": down.returncode, "left": left,
+                          "dir": Lab("again").dir.exists()}))
+        """
+    )
+    assert got["rc"] == 0, got["err"]
+    assert got["up"] == [True] * 5
+    assert got["hostname"] == "h05"
+    assert got["down_rc"] == 0
+    assert got["left"] == []
+    assert not got["dir"]

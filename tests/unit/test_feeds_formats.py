@@ -219,3 +219,13 @@ def test_truncated_gzip_epss(tmp_path):
     path.write_bytes(path.read_bytes()[:-30])
     with pytest.raises(FeedError, match=r"e\.csv\.gz"):
         list(iter_epss(path))
+
+
+SHARED = Path("/work/shared/data")
+
+
+@pytest.mark.skipif(not (SHARED / "epss").is_dir(), reason="shared data not present")
+def test_the_full_real_epss_file_parses():
+    path = SHARED / "epss" / "epss_scores-2024-06-30.csv.gz"
+    assert read_epss_header(path).model_version == "v2023.03.01"
+    assert sum(1 for _ in iter_epss(path)) == 252015

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from patchbrain.errors import BadInput
 from patchbrain.feeds.cvestore import CveStore
@@ -145,3 +147,26 @@ def test_bad_inputs():
     with pytest.raises(BadInput):
         parse_changelog("x", "ebuild")  # type: ignore[arg-type]
     assert split_nevra("openssl-libs-1:3.0.7-24.el9.x86_64") == ("openssl-libs", "1:3.0.7-24.el9", "x86_64")
+
+
+_changelog_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=200) | st.builds(
+    lambda head, body: head + body,
+    st.sampled_from(["curl (", "* Mon Jan 01 2024 A <a@b> - ", "openssh (1:", ""]),
+    st.text(alphabet="0123456789.:-+~^abc() CVE-\n *", max_size=120),
+)
+_version = st.text(alphabet="0123456789.:-+~^abc", min_size=1, max_size=12)
+
+
+@given(text=_changelog_text, fmt=st.sampled_from(["deb", "rpm"]), installed=_version, candidate=_version)
+def test_fuzz_changelog_extraction_never_crashes(text, fmt, installed, candidate):
+    try:
+        found = changelog_cves(CURL_DEB[:400] + text, fmt, installed, candidate)
+    except BadInput:
+        return
+    assert all(k.startswith("CVE-") for k in found)
+
+
+@given(text=st.text(max_size=300))
+def test_fuzz_updateinfo_parsing_never_crashes(text):
+    for line in parse_dnf_updateinfo(UPDATEINFO + text):
+        assert line.name and line.evr

@@ -164,3 +164,12 @@ def test_fuzz_bytes_either_parses_or_raises_feed_error(tmp_path, data):
     path.write_bytes(bytes(raw))
     with pytest.raises(FeedError):  # cut at 6000 bytes: never a complete document
         list(iter_nvd11(path))
+
+
+@pytest.mark.skipif(not Path("/work/shared/data/nvd").is_dir(), reason="shared data not present")
+def test_a_full_real_year_feed_streams_completely():
+    path = Path("/work/shared/data/nvd/nvdcve-1.1-2003.json.gz")
+    header = read_nvd11_header(path)
+    records = list(iter_nvd11(path))
+    assert len(records) == header.count
+    assert len({r.cve_id for r in records}) == len(records)

@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from patchbrain.cli import main
 from patchbrain.feeds.common import FeedError
@@ -114,6 +116,7 @@ def test_kev_epss_and_rejected(cves):
     status = cves.status()
     assert status["counts"]["rejected"] == 4
     assert status["newest_by_format"]["kev"].startswith("2025-08-25")
+    assert status["age_days"]["kev"] > 0
 
 
 def test_cli_load_and_status_json(pb_home, capsys):
@@ -133,3 +136,80 @@ def test_cli_bad_path_exits_2_before_loading_anything(pb_home, tmp_path, capsys)
     assert "nope.json" in capsys.readouterr().err
     assert main(["feeds", "status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["counts"]["kev"] == 0
+
+
+_values = st.none() | st.integers() | st.text(max_size=12) | st.lists(st.text(max_size=4), max_size=2)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    index=st.integers(0, 3),
+    field=st.sampled_from(["id", "modified", "affected", "aliases", "severity", "published", "upstream"]),
+    value=_values,
+)
+def test_fuzz_a_load_either_applies_whole_or_not_at_all(tmp_path_factory, index, field, value):
+    tmp = tmp_path_factory.mktemp("fuzzstore")
+    store = CveStore(Store(tmp / "pb.db"))
+    store.load(KEV_CSV)
+    before = _counts(store)
+    docs = [json.loads(p.read_text()) for p in sorted((FIX / "osv").glob("*.json"))]
+    docs[index][field] = value
+    path = tmp / "osv-all.json"
+    path.write_text(json.dumps(docs))
+    try:
+        store.load(path, fmt="osv")
+    except FeedError as exc:
+        assert str(path) in str(exc)
+        assert _counts(store) == before
+        assert len(store.status()["files"]) == 1
+    else:
+        assert _counts(store)["advisories"] in (3, 4)  # 3 if the mutated id duplicates another
+
+
+def test_cli_show_lists_claims_conflicts_and_advisories(pb_home, capsys):
+    assert main(["feeds", "load", str(NVD2), str(FIX / "cve5"), str(FIX / "osv"), str(KEV_JSON)]) == 0
+    capsys.readouterr()
+    assert main(["feeds", "show", "CVE-2023-38545", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {c["source"] for c in doc["claims"]} >= {"nvd", "cve5/cna:hackerone", "cve5/adp:CISA-ADP"}
+    assert {c["field"] for c in doc["conflicts"]} >= {"cvss3_score", "cwes"}
+    assert {a["id"] for a in doc["advisories"]} == {"DSA-5523-1", "UBUNTU-CVE-2023-38545", "ALSA-2023:5763"}
+    assert main(["feeds", "show", "cve-2023-38545"]) == 0
+    assert "CONFLICT cvss3_score" in capsys.readouterr().out
+    assert main(["feeds", "show", "CVE-1990-0001"]) == 2
+    assert main(["feeds", "show", "x; ls"]) == 2
+
+
+_FILES = {
+    "nvd-1.1": NVD11,
+    "nvd-2.0": NVD2,
+    "kev": KEV_JSON,
+    "kev-csv": KEV_CSV,
+    "epss": EPSS,
+    "cve5": FIX / "cve5" / "cves" / "2023" / "38xxx" / "CVE-2023-38545.json",
+    "osv": FIX / "osv" / "DSA-5523-1.json",
+}
+
+
+@settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(sorted(_FILES)), data=st.data())
+def test_fuzz_bytes_of_every_format_through_the_store(tmp_path_factory, name, data):
+    tmp = tmp_path_factory.mktemp("fuzzbytes")
+    store = CveStore(Store(tmp / "pb.db"))
+    store.load(KEV_CSV)
+    before = _counts(store)
+    raw = FIX.joinpath(_FILES[name]).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    raw = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        raw[pos] = data.draw(st.sampled_from(b'{}[]",:0a\\\n\x00\xff'))
+    path = tmp / f"mutated-{name}"
+    path.write_bytes(bytes(raw))
+    try:
+        store.load(path)
+    except FeedError as exc:
+        assert str(path) in str(exc)
+        assert _counts(store) == before
+        assert len(store.status()["files"]) == 1
