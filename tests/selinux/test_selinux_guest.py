@@ -31,6 +31,7 @@ def snapshot(guest: selinux_vm.Guest, dest: Path) -> dict[str, dict]:
     Every probe is a module run on an emulated CPU; the firewall and socket sides of the posture role and the
     gate are proven on the lab hosts (molecule/posture, tests/lab).
     """
+    dest.mkdir(parents=True, exist_ok=True)
     extra = {
         "posture_dest_dir": str(dest),
         "posture_collect_firewall": False,
