@@ -4,11 +4,11 @@ Lab hosts share the machine's kernel, where SELinux is compiled in but not activ
 Debian kernel with `security=selinux`, so `getenforce`, `setenforce`, `setsebool` and the `ansible_selinux`
 fact are the real thing. Standard library only, like the rest of `patchbrain.lab`.
 
-Build (once per recipe, 5 minutes on an idle machine, 26 on a loaded one; cached under `config.cache_dir()/selinux-vm-<digest>`):
-debootstrap from Debian packages only -> SSH keys, fstab, networkd, `SELINUX=enforcing`, `/.autorelabel`
--> a 2 GB ext4 image with `mkfs.ext4 -d` -> a first boot in permissive mode that relabels the filesystem
-and reboots (qemu `-no-reboot` turns that reboot into an exit) -> a check boot that must come up enforcing
--> atomic rename into the cache under a lock.
+Build (once per recipe: 5 minutes on an idle machine, 26 on a loaded one; cached under
+`config.cache_dir()/selinux-vm-<digest>`): debootstrap from Debian packages only -> SSH keys, fstab,
+networkd, `SELINUX=enforcing`, `/.autorelabel` -> a 2 GB ext4 image with `mkfs.ext4 -d` -> a first boot in
+permissive mode that relabels the filesystem and reboots (qemu `-no-reboot` turns that reboot into an exit)
+-> a check boot that must come up enforcing -> atomic rename into the cache under a lock.
 
     image = ensure_image()                  # build if needed; returns the cached Image
     with Guest(image, run_dir) as guest:    # boots a throwaway qcow2 overlay, waits for SSH (bounded)
@@ -29,6 +29,7 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -402,7 +403,12 @@ class Qemu:
         stderr = (self.serial_log.parent / f"{self.serial_log.stem}.qemu-stderr").open("wb")
         with stderr:
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, start_new_session=True
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     def serial_text(self) -> str:
@@ -577,6 +583,15 @@ class Guest:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel kills qemu when its parent dies (a SIGKILLed run leaks none)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
 
 
 def _banner(port: int) -> bool:
