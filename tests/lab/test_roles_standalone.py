@@ -19,6 +19,8 @@ BIN = Path(sys.executable).parent
 # Per role: the variables a standalone user would pass, and what to check in the controller folder.
 CASES: dict[str, dict[str, object]] = {
     "posture": {"vars": {"posture_dest_dir": "{out}"}},
+    "patch_facts": {"vars": {}},
+    "patch": {"vars": {"patch_packages": [{"name": "labdemo", "version": "1.1"}], "patch_reboot_ok": False}},
 }
 
 
@@ -51,6 +53,9 @@ def test_role_runs_alone_with_plain_ansible_playbook(lab, tmp_path, role):
     recap = re.findall(r"^(h\d\d)\s*:\s*ok=\d+\s+changed=(\d+)", second.stdout, re.M)
     assert len(recap) == len(lab.hosts())
     assert all(changed == "0" for _, changed in recap), second.stdout[-2000:]
+    if role == "patch":
+        for name, _ in recap:
+            assert lab.exec(name, ["labdemo"]).stdout.strip() == "labdemo 1.1"
     if role == "posture":
         for name, _ in recap:
             doc = json.loads((out / f"{name}.json").read_text())
