@@ -133,6 +133,7 @@ _CONFLICT_FIELDS = (
     "rejected",
 )
 _BATCH = 2000
+Keep = Callable[[str, str], bool]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -208,27 +209,63 @@ class CveStore:
         path = Path(path)
         fmt = fmt or detect_format(path)
         digest = _sha256(path) if path.is_file() else None
-        conn = self.store.connection()
-        if digest is not None:
-            row = conn.execute(
-                "SELECT records, feed_time FROM feed_files WHERE sha256 = ? AND format = ?", (digest, fmt)
-            ).fetchone()
-            if row is not None:
-                return LoadResult(str(path), fmt, int(row["records"]), _time(row["feed_time"]), skipped=True)
-        loader = _LOADERS[fmt]
+        if digest is not None and (done := self.loaded(digest, fmt)) is not None:
+            return LoadResult(str(path), fmt, done[0], done[1], skipped=True)
         with self.store.transaction() as tx:
-            cur = tx.execute(
-                "INSERT INTO feed_files(path, sha256, format, records, loaded_at) VALUES (?, ?, ?, 0, ?)",
-                (str(path.resolve()), digest, fmt, _iso(dt.datetime.now(dt.UTC))),
+            result, _ = self.load_in(tx, path, fmt=fmt, digest=digest, progress=progress)
+        return result
+
+    def loaded(self, digest: str, fmt: str) -> tuple[int, dt.datetime | None] | None:
+        """(records, feed time) when a file with this SHA-256 was loaded before as `fmt`, else None."""
+        row = (
+            self.store.connection()
+            .execute(
+                "SELECT records, feed_time FROM feed_files WHERE sha256 = ? AND format = ?", (digest, fmt)
             )
-            file_id = int(cur.lastrowid or 0)
-            count, version, feed_time = loader(self, tx, path, file_id, progress)
-            tx.execute(
-                "UPDATE feed_files SET records = ?, feed_version = ?, feed_time = ? WHERE id = ?",
-                (count, version, _iso(feed_time), file_id),
-            )
+            .fetchone()
+        )
+        return (int(row["records"]), _time(row["feed_time"])) if row is not None else None
+
+    def load_in(
+        self,
+        tx: sqlite3.Connection,
+        path: Path,
+        *,
+        fmt: str,
+        digest: str | None = None,
+        label: str | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
+        keep: Keep | None = None,
+    ) -> tuple[LoadResult, int]:
+        """Parse and store one file inside the caller's transaction; returns (result, file id).
+
+        `keep(cve_id, source)` filters CVE claims and KEV entries (source "kev"): what it refuses is not
+        stored (the sync pipeline holds it in quarantine instead). `label` is the path recorded.
+        """
+        path = Path(path)
+        loader = _LOADERS[fmt]
+        cur = tx.execute(
+            "INSERT INTO feed_files(path, sha256, format, records, loaded_at) VALUES (?, ?, ?, 0, ?)",
+            (label or str(path.resolve()), digest, fmt, _iso(dt.datetime.now(dt.UTC))),
+        )
+        file_id = int(cur.lastrowid or 0)
+        count, version, feed_time = loader(self, tx, path, file_id, progress, keep)
+        tx.execute(
+            "UPDATE feed_files SET records = ?, feed_version = ?, feed_time = ? WHERE id = ?",
+            (count, version, _iso(feed_time), file_id),
+        )
         log.info("loaded %s records of %s from %s", count, fmt, path)
-        return LoadResult(str(path), fmt, count, feed_time)
+        return LoadResult(label or str(path), fmt, count, feed_time), file_id
+
+    def put_claim(
+        self, tx: sqlite3.Connection, rec: CveRecord, source: str, file_id: int, extra: dict[str, Any]
+    ) -> None:
+        """Store one claim (newer-wins within its source) inside the caller's transaction."""
+        self._put_claims(tx, [_claim_row(rec, source, file_id, extra)])
+
+    def put_kev(self, tx: sqlite3.Connection, e: KevEntry, file_id: int) -> None:
+        """Store one KEV entry inside the caller's transaction."""
+        tx.execute("INSERT OR REPLACE INTO kev VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", _kev_row(e, file_id))
 
     def _put_claims(self, tx: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         # Within one source the newer claim wins; an older file loaded later changes nothing.
@@ -427,7 +464,7 @@ class CveStore:
 # --- per-format loaders: (store, transaction, path, file_id, progress) -> (records, version, feed time)
 
 _Loader = Callable[
-    [CveStore, sqlite3.Connection, Path, int, Callable[[int, int | None], None] | None],
+    [CveStore, sqlite3.Connection, Path, int, Callable[[int, int | None], None] | None, Keep | None],
     tuple[int, str | None, dt.datetime | None],
 ]
 
@@ -541,10 +578,13 @@ def _batched_claims(
     file_id: int,
     progress: Callable[[int, int | None], None] | None,
     total: int | None,
+    keep: Keep | None = None,
 ) -> int:
     batch: list[tuple[Any, ...]] = []
     count = 0
     for rec, source, extra in items:
+        if keep is not None and not keep(rec.cve_id, source):
+            continue
         batch.append(_claim_row(rec, source, file_id, extra))
         count += 1
         if len(batch) >= _BATCH:
@@ -564,13 +604,14 @@ def _load_nvd11(
     path: Path,
     file_id: int,
     progress: Callable[[int, int | None], None] | None,
+    keep: Keep | None = None,
 ) -> tuple[int, str | None, dt.datetime | None]:
     from patchbrain.feeds.nvd import iter_nvd11, read_nvd11_header
 
     header = read_nvd11_header(path)
     empty: dict[str, Any] = {}
     items = ((r, "nvd", empty) for r in iter_nvd11(path))
-    count = _batched_claims(store, tx, items, file_id, progress, header.count)
+    count = _batched_claims(store, tx, items, file_id, progress, header.count, keep)
     return count, "1.1", header.timestamp
 
 
@@ -580,6 +621,7 @@ def _load_nvd20(
     path: Path,
     file_id: int,
     progress: Callable[[int, int | None], None] | None,
+    keep: Keep | None = None,
 ) -> tuple[int, str | None, dt.datetime | None]:
     from patchbrain.feeds.nvd import iter_nvd20
 
@@ -591,7 +633,7 @@ def _load_nvd20(
                 newest[:] = [max([r.last_modified, *newest])]
             yield r, "nvd", {}
 
-    count = _batched_claims(store, tx, items(), file_id, progress, None)
+    count = _batched_claims(store, tx, items(), file_id, progress, None, keep)
     return count, "2.0", newest[0] if newest else None
 
 
@@ -601,6 +643,7 @@ def _load_cve5(
     path: Path,
     file_id: int,
     progress: Callable[[int, int | None], None] | None,
+    keep: Keep | None = None,
 ) -> tuple[int, str | None, dt.datetime | None]:
     from patchbrain.feeds.cve5 import iter_cve5
 
@@ -621,8 +664,25 @@ def _load_cve5(
                 extra["kev_date_added"] = claim.kev_date_added
             yield claim.record, f"cve5/{claim.source}", extra
 
-    count = _batched_claims(store, tx, items(), file_id, progress, None)
+    count = _batched_claims(store, tx, items(), file_id, progress, None, keep)
     return count, (version[0] if version else "5"), newest[0] if newest else None
+
+
+def _kev_row(e: KevEntry, file_id: int) -> tuple[Any, ...]:
+    return (
+        e.cve_id,
+        e.vendor,
+        e.product,
+        e.name,
+        _iso(e.date_added),
+        _iso(e.due_date),
+        int(e.known_ransomware),
+        e.short_description,
+        e.required_action,
+        e.notes,
+        json.dumps(list(e.cwes)),
+        file_id,
+    )
 
 
 def _load_kev(
@@ -631,27 +691,12 @@ def _load_kev(
     path: Path,
     file_id: int,
     progress: Callable[[int, int | None], None] | None,
+    keep: Keep | None = None,
 ) -> tuple[int, str | None, dt.datetime | None]:
     from patchbrain.feeds.kev import load_kev_catalog
 
     cat = load_kev_catalog(path)
-    rows = [
-        (
-            e.cve_id,
-            e.vendor,
-            e.product,
-            e.name,
-            _iso(e.date_added),
-            _iso(e.due_date),
-            int(e.known_ransomware),
-            e.short_description,
-            e.required_action,
-            e.notes,
-            json.dumps(list(e.cwes)),
-            file_id,
-        )
-        for e in cat.entries.values()
-    ]
+    rows = [_kev_row(e, file_id) for e in cat.entries.values() if keep is None or keep(e.cve_id, "kev")]
     tx.executemany("INSERT OR REPLACE INTO kev VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
     if progress:
         progress(len(rows), len(rows))
@@ -668,6 +713,7 @@ def _load_epss(
     path: Path,
     file_id: int,
     progress: Callable[[int, int | None], None] | None,
+    keep: Keep | None = None,
 ) -> tuple[int, str | None, dt.datetime | None]:
     from patchbrain.feeds.epss import iter_epss, read_epss_header
 
@@ -701,6 +747,7 @@ def _load_osv(
     path: Path,
     file_id: int,
     progress: Callable[[int, int | None], None] | None,
+    keep: Keep | None = None,
 ) -> tuple[int, str | None, dt.datetime | None]:
     from patchbrain.feeds.osv import iter_osv
 

@@ -111,16 +111,19 @@ def parse_nvd11_item(item: Any, ctx: Ctx, feed_time: dt.datetime | None = None) 
 
     impact = get_map(item, "impact", ctx)
     fields: dict[str, Any] = {}
+    stated: list[tuple[str, float]] = []
     v3 = get_map(get_map(impact, "baseMetricV3", ctx), "cvssV3", ctx)
     if vec := get_str(v3, "vectorString", ctx):
-        fields["cvss3_vector"], fields["cvss3_score"] = cvss(
-            3, vec, ctx, "impact.baseMetricV3", get_float(v3, "baseScore", ctx)
-        )
+        claimed = get_float(v3, "baseScore", ctx)
+        fields["cvss3_vector"], fields["cvss3_score"] = cvss(3, vec, ctx, "impact.baseMetricV3", claimed)
+        if claimed is not None:
+            stated.append(("cvss3", claimed))
     v2 = get_map(get_map(impact, "baseMetricV2", ctx), "cvssV2", ctx)
     if vec := get_str(v2, "vectorString", ctx):
-        fields["cvss2_vector"], fields["cvss2_score"] = cvss(
-            2, vec, ctx, "impact.baseMetricV2", get_float(v2, "baseScore", ctx)
-        )
+        claimed = get_float(v2, "baseScore", ctx)
+        fields["cvss2_vector"], fields["cvss2_score"] = cvss(2, vec, ctx, "impact.baseMetricV2", claimed)
+        if claimed is not None:
+            stated.append(("cvss2", claimed))
 
     rejected = description.startswith(_REJECT_PREFIX)
     assigner = get_str(meta, "ASSIGNER", ctx)
@@ -136,7 +139,9 @@ def parse_nvd11_item(item: Any, ctx: Ctx, feed_time: dt.datetime | None = None) 
     }
     provenance = {k: prov for k, v in values.items() if v not in (None, "", ())}
     provenance["rejected"] = prov
-    return CveRecord(cve_id=cve_id, rejected=rejected, provenance=provenance, **values)
+    return CveRecord(
+        cve_id=cve_id, rejected=rejected, provenance=provenance, stated_scores=tuple(stated), **values
+    )
 
 
 def _english(entries: Sequence[Any], ctx: Ctx, field: str) -> str:
@@ -233,6 +238,7 @@ def parse_nvd20_cve(cve: Mapping[str, Any], ctx: Ctx, feed_time: dt.datetime | N
                     cpes.append(uri)
 
     fields: dict[str, Any] = {}
+    stated: list[tuple[str, float]] = []
     metrics = get_map(cve, "metrics", ctx)
     for key, version in _NVD20_METRICS:
         target = {4: "cvss4", 3: "cvss3", 2: "cvss2"}[version]
@@ -246,9 +252,12 @@ def parse_nvd20_cve(cve: Mapping[str, Any], ctx: Ctx, feed_time: dt.datetime | N
             if vec := get_str(data, "vectorString", ctx):
                 if version == 2 and vec.startswith("CVSS:2.0/"):
                     vec = vec[len("CVSS:2.0/") :]
+                claimed = get_float(data, "baseScore", ctx)
                 fields[f"{target}_vector"], fields[f"{target}_score"] = cvss(
-                    version, vec, ctx, f"metrics.{key}", get_float(data, "baseScore", ctx)
+                    version, vec, ctx, f"metrics.{key}", claimed
                 )
+                if claimed is not None:
+                    stated.append((target, claimed))
                 break
 
     values: dict[str, Any] = {
@@ -264,4 +273,6 @@ def parse_nvd20_cve(cve: Mapping[str, Any], ctx: Ctx, feed_time: dt.datetime | N
     provenance = {k: prov for k, v in values.items() if v not in (None, "", ())}
     provenance["rejected"] = prov
     rejected = status == "Rejected" or description.startswith(_REJECT_PREFIX)
-    return CveRecord(cve_id=cve_id, rejected=rejected, provenance=provenance, **values)
+    return CveRecord(
+        cve_id=cve_id, rejected=rejected, provenance=provenance, stated_scores=tuple(stated), **values
+    )

@@ -30,7 +30,8 @@ class CveRecord:
 
     `provenance` maps a field name (e.g. "cvss3_score") to where its value came from; fields absent from
     the feed are None or empty and have no provenance entry. CVSS scores are computed from the vectors by
-    the `cvss` library, never copied from the feed. `rejected` marks CVEs their CNA withdrew.
+    the `cvss` library, never copied from the feed (`stated_scores` keeps what the feed claimed).
+    `rejected` marks CVEs their CNA withdrew.
     """
 
     cve_id: str
@@ -49,3 +50,6 @@ class CveRecord:
     provenance: dict[str, Provenance] = dataclasses.field(default_factory=dict, compare=False)
     cvss4_vector: str | None = None
     cvss4_score: float | None = None
+    # The base scores the feed itself stated ("cvss3" -> 9.8), kept apart from the computed ones so the
+    # poisoning screens can see a feed that claims more than its vector supports. Never stored.
+    stated_scores: tuple[tuple[str, float], ...] = dataclasses.field(default=(), compare=False)

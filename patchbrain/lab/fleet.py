@@ -20,6 +20,7 @@ from patchbrain.lab.base import ensure_base
 from patchbrain.lab.state import HostRecord, LabState
 from patchbrain.lab.system import (
     atomic_write,
+    drop_lock_file,
     file_lock,
     process_start_time,
     require_kernel_features,
@@ -125,7 +126,8 @@ class Lab:
                 self.dir / "layer", str(names.bridge_address(subnet)), f"{self.dir / 'layer'}:{base}"
             )
 
-            to_start = [i for i in range(1, n + 1) if not self._host_ok(st, names.host_name(i))]
+            pids = net.pids_in(h.netns for h in st.hosts.values())
+            to_start = [i for i in range(1, n + 1) if not self._host_ok(st, names.host_name(i), pids)]
             for i in to_start:  # write ahead: every resource is on record before it exists
                 st.hosts[names.host_name(i)] = self._record(i, subnet, content.flavor_for(i, flavors))
             self._save(st)
@@ -143,9 +145,10 @@ class Lab:
             self._write_access_files(st)
         return self.status()
 
-    def _host_ok(self, st: LabState, name: str) -> bool:
+    def _host_ok(self, st: LabState, name: str, pids: dict[str, list[int]]) -> bool:
+        """The host's launcher runs and so does its PID 1 (not halted, not between two boots)."""
         rec = st.hosts.get(name)
-        return rec is not None and self._running(rec)
+        return rec is not None and self._running(rec) and host.pid_one(pids.get(rec.netns, [])) is not None
 
     def _record(self, index: int, subnet: ipaddress.IPv4Network, pkg_mgr: str = "apt") -> HostRecord:
         name = names.host_name(index)
@@ -188,7 +191,10 @@ class Lab:
                         f"subnet {subnet} is already in use by {who}, which this lab instance does not own"
                         " (set PATCHBRAIN_LAB_SUBNET to another private /24)"
                     )
-            raise EnvironmentProblem("no free /24 left in 10.213.0.0/16 for the lab")
+            raise EnvironmentProblem(
+                "no free /24 in 10.213.0.0/16 for the lab (each overlaps an address, a route or another"
+                " instance here); set PATCHBRAIN_LAB_SUBNET to a free private /24"
+            )
 
     def _claimed_subnets(self) -> dict[str, str]:
         claimed: dict[str, str] = {}
@@ -309,6 +315,7 @@ class Lab:
             _unmount_under(self.dir)
             shutil.rmtree(self.dir, ignore_errors=True)
             state.release(self.names.token, self.state_file)
+            drop_lock_file(self.root / f".{self.instance}.lock")
 
     def _teardown_host(self, rec: HostRecord, *, keep_dir: bool) -> None:
         net.kill_namespaces([rec.netns])
@@ -398,6 +405,12 @@ def down_all(root: Path | None = None) -> list[str]:
             if entry.is_dir() and names.INSTANCE_RE.match(entry.name):
                 Lab(entry.name, root=lab_root).down()
                 removed.append(f"removed instance {entry.name}")
+        for lock in sorted(lab_root.glob(".*.lock")):  # lock files of instances gone before they were kept
+            instance = lock.name[1:-5]
+            if names.INSTANCE_RE.match(instance):
+                with file_lock(lock):
+                    if not (lab_root / instance).exists():
+                        drop_lock_file(lock)
     links, spaces = net.lab_resources()
     # Leftovers are what no live instance claims: instances of other PATCHBRAIN_HOMEs keep their hosts.
     claimed = {tok for tok in {_token_of(n) for n in links | spaces} if state.owner_of(tok) is not None}

@@ -81,6 +81,8 @@ def write_layer(layer: Path, authorized_key: str) -> None:
         "etc/nftables.conf": (NFT_RULES, 0o755),
         "root/.ssh/authorized_keys": (authorized_key.strip() + "\n", 0o600),
     }
+    for command in ("shutdown", "reboot", "halt", "poweroff"):
+        files[f"usr/local/sbin/{command}"] = (hostfile("shutdown.sh"), 0o755)
     for rel, (text, mode) in files.items():
         path = layer / rel
         if path.is_file() and path.read_text() == text:

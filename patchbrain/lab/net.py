@@ -81,6 +81,12 @@ class HostNet:
     prefixlen: int = 24
 
 
+def host_mac(address: ipaddress.IPv4Address) -> str:
+    """A fixed, locally administered MAC for a host address: a re-created host keeps it, so the bridge's
+    neighbour cache never points at a gone interface (that would stall SSH until the entry expires)."""
+    return "02:70:62:" + ":".join(f"{b:02x}" for b in address.packed[1:])
+
+
 def create_host_nets(bridge: str, hosts: Sequence[HostNet]) -> None:
     """Namespaces whose eth0 is one end of a veth pair; the other end is on the bridge.
 
@@ -92,7 +98,7 @@ def create_host_nets(bridge: str, hosts: Sequence[HostNet]) -> None:
     for h in hosts:
         outer += [
             f"netns add {h.netns}",
-            f"link add {h.veth} type veth peer name {h.peer}",
+            f"link add {h.veth} type veth peer name {h.peer} address {host_mac(h.address)}",
             f"link set {h.veth} master {bridge} up",
             f"link set {h.peer} netns {h.netns}",
         ]

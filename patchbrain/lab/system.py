@@ -76,14 +76,31 @@ def require_kernel_features() -> None:
 
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on `path` (created if missing), released on exit or process death."""
+    """An exclusive advisory lock on `path` (created if missing), released on exit or process death.
+
+    The holder may unlink `path` (see `drop_lock_file`): a waiter that then wins the lock notices that
+    its file is no longer the one at `path` and locks the new one instead.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
         yield
     finally:
         os.close(fd)
+
+
+def drop_lock_file(path: Path) -> None:
+    """Remove a lock file while holding its lock (waiters then retry on a fresh file)."""
+    path.unlink(missing_ok=True)
 
 
 def atomic_write(path: Path, data: bytes | str, mode: int = 0o600) -> None:

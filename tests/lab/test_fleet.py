@@ -179,3 +179,48 @@ def test_sshd_takes_keys_only(lab):
     )
     assert proc.returncode == 255
     assert "Permission denied" in proc.stderr
+
+
+def test_ansible_reboot_module_reboots_a_host(lab):
+    boot = _out(lab, "h02", "cat", "/run/patchbrain/boot_id")
+    args = "boot_time_command='cat /run/patchbrain/boot_id' reboot_timeout=60"
+    proc = subprocess.run(
+        [
+            str(BIN / "ansible"),
+            "h02",
+            "-i",
+            str(lab.inventory_path()),
+            "-m",
+            "ansible.builtin.reboot",
+            "-a",
+            args,
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1"),
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert '"rebooted": true' in proc.stdout
+    assert _out(lab, "h02", "cat", "/run/patchbrain/boot_id") != boot
+
+
+def test_a_halted_host_is_down_until_up_starts_it_with_its_disk(lab):
+    _out(lab, "h01", "sh", "-c", "echo kept > /root/kept && shutdown -h now")
+    deadline = time.monotonic() + 15
+    while {h.name: h.up for h in lab.status()}["h01"]:
+        assert time.monotonic() < deadline, "host did not halt"
+        time.sleep(0.2)
+    lab.up(LAB_HOSTS)
+    assert all(h.up for h in lab.status())
+    assert _out(lab, "h01", "cat", "/root/kept").strip() == "kept"
+
+
+def test_running_inventory_follows_the_instance(lab, monkeypatch):
+    from patchbrain.lab import running_inventory
+
+    monkeypatch.setenv("PATCHBRAIN_LAB", lab.instance)
+    assert running_inventory() == lab.inventory_path()
+    monkeypatch.setenv("PATCHBRAIN_LAB", f"{lab.instance}none")
+    assert running_inventory() is None

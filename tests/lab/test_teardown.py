@@ -132,7 +132,7 @@ def test_down_all_after_a_sigkilled_up_cleans_up_only_lab_resources(lab_fleet, s
             "other_down": other_down.returncode,
             "mounts": [l for l in Path("/proc/self/mountinfo").read_text().splitlines()
                        if "pbl-killed-" in l or "pbl-zz-" in l],
-            "lab_dir": sorted(str(p) for p in Path(os.environ["PATCHBRAIN_HOME"], "lab").glob("*/")),
+            "lab_dir": sorted(str(p) for p in Path(os.environ["PATCHBRAIN_HOME"], "lab").glob("*")),
         }))
         """
     )

@@ -31,6 +31,7 @@ def test_wheel_installs_in_a_clean_venv_and_pings_the_lab(lab, tmp_path):
         "patchbrain/lab/hostfiles/init.sh",
         "patchbrain/lab/hostfiles/launch.sh",
         "patchbrain/lab/hostfiles/supervisor.py",
+        "patchbrain/lab/hostfiles/shutdown.sh",
     ):
         assert needed in shipped
 

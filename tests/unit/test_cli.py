@@ -44,3 +44,31 @@ def test_bad_input_names_source_and_field():
     err = BadInput("must be vm or baremetal", source="inventory/hosts.yml:web1", field="patchbrain_platform")
     assert "inventory/hosts.yml:web1" in str(err)
     assert "patchbrain_platform" in str(err)
+
+
+def test_closed_pipe_is_not_an_internal_error():
+    import subprocess
+    import sys
+
+    code = (
+        "import argparse\n"
+        "from patchbrain import cli\n"
+        "from patchbrain.cli.common import print_json\n"
+        "def big(_a):\n"
+        "    print_json({'rows': list(range(200000))})\n"
+        "    return 0\n"
+        "class P:\n"
+        "    def parse_args(self, a):\n"
+        "        return argparse.Namespace(verbose=0, func=big)\n"
+        "cli.build_parser = P\n"
+        "raise SystemExit(cli.main([]))\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.read(10)
+        proc.stdout.close()  # the reader goes away, like `| head -c 10`
+        err = proc.stderr.read()
+        assert proc.wait() == 0, err
+    assert "internal error" not in err

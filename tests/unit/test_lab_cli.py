@@ -45,3 +45,30 @@ def test_lab_cli_loads_only_the_standard_library():
     )
     out = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_up_as_a_normal_user_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert cli.main(["lab", "up", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs root" in err and "\n" not in err
+
+
+def test_missing_tool_names_the_package(monkeypatch):
+    from patchbrain.errors import EnvironmentProblem
+    from patchbrain.lab import system
+
+    monkeypatch.setattr(system.shutil, "which", lambda name: None)
+    with pytest.raises(
+        EnvironmentProblem, match=r"missing tool 'debootstrap' \(apt-get install debootstrap\)"
+    ):
+        system.require_tools("debootstrap")
+
+
+def test_not_linux_is_refused(monkeypatch):
+    from patchbrain.errors import EnvironmentProblem
+    from patchbrain.lab import system
+
+    monkeypatch.setattr(system.sys, "platform", "darwin")
+    with pytest.raises(EnvironmentProblem, match="needs Linux"):
+        system.require_linux_root()

@@ -141,3 +141,36 @@ def test_state_round_trips_through_json():
     s = LabState(instance="x", token="x", subnet="10.213.1.0/24", bridge="pbl-x-br", base="/b")
     s.hosts["h01"] = HostRecord("h01", 1, "pbl-x-h1", "pbl-x-v1", "pbl-x-p1", "10.213.1.11", "/d", 42, 7)
     assert LabState.from_json(s.to_json()) == s
+
+
+def test_host_mac_is_fixed_unicast_and_local():
+    from patchbrain.lab.net import host_mac
+
+    mac = host_mac(ipaddress.IPv4Address("10.213.7.11"))
+    assert mac == "02:70:62:d5:07:0b"
+    assert int(mac[:2], 16) & 0b11 == 0b10  # locally administered, unicast
+    assert host_mac(ipaddress.IPv4Address("10.213.7.12")) != mac
+
+
+def test_a_dropped_lock_file_is_replaced_for_the_next_holder(tmp_path):
+    import threading
+
+    from patchbrain.lab.system import drop_lock_file, file_lock
+
+    lock = tmp_path / ".x.lock"
+    order: list[str] = []
+    with file_lock(lock):
+        waiter = threading.Thread(target=lambda: _hold(lock, order))
+        waiter.start()
+        order.append("first")
+        drop_lock_file(lock)
+    waiter.join(10)
+    assert order == ["first", "second"]
+    assert lock.exists()  # the waiter locked a fresh file
+
+
+def _hold(lock, order):
+    from patchbrain.lab.system import file_lock
+
+    with file_lock(lock):
+        order.append("second")
