@@ -107,12 +107,13 @@ class RankedHost:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PlannedWave:
-    """One wave: its hosts, kind, earliest common start (None: no member has windows), failure
-    threshold (hosts that may fail before the rollout halts) and bake time."""
+    """One wave: its hosts, kind, earliest common start (inside every member's window, and after the
+    previous wave's start + run time + bake), failure threshold (hosts that may fail before the rollout
+    halts) and bake time."""
 
     kind: WaveKind
     hosts: tuple[str, ...]
-    earliest_start: dt.datetime | None
+    earliest_start: dt.datetime
     max_failures: int
     bake: dt.timedelta
 
@@ -358,10 +359,7 @@ def plan_waves(
                         excluded[n] = "no maintenance window opening within a year"
                         del ranked[n]
                     continue
-                has_windows = any(hosts[n].windows for n in part)
                 allowed = 0 if kind == "canary" else (len(part) * policy.max_failures_pct) // 100
-                waves.append(
-                    PlannedWave(kind, tuple(part), start if has_windows else None, allowed, policy.bake)
-                )
+                waves.append(PlannedWave(kind, tuple(part), start, allowed, policy.bake))
                 not_before = start + policy.wave_runtime + policy.bake
     return PlanLayout(tuple(waves), ranked, excluded, tuple(warnings))

@@ -489,7 +489,9 @@ def parse_plan(data: Any, *, source: str, file_sha256: str | None = None) -> Pla
     warnings = data.get("warnings") or []
     if not isinstance(warnings, list):
         raise BadInput("a list of strings", source=source, field="warnings")
-    authorship = _text(data.get("authorship"), source, "authorship", allow_none=True)
+    authorship = data.get("authorship")
+    if authorship is not None and (not isinstance(authorship, str) or len(authorship) > 8000):
+        raise BadInput("a signature (JSON text) or null", source=source, field="authorship")
     plan = Plan(
         plan_id=plan_id,
         created=created,

@@ -185,18 +185,9 @@ def _show(args: argparse.Namespace) -> int:
     console.print(f"author: {escape(sanitize(plan.author_name or '-'))} ({plan.author or 'unsigned'})")
     console.print(f"ranking: {escape(sanitize(plan.ranking))}")
     table = Table(title="Waves")
-    for col in (
-        "wave",
-        "kind",
-        "earliest start",
-        "max fail",
-        "bake",
-        "host",
-        "os",
-        "risk",
-        "packages (version, CVEs)",
-    ):
-        table.add_column(col)
+    for col in ("wave", "kind", "earliest start", "max fail", "bake", "host", "os", "risk"):
+        table.add_column(col, overflow="fold")
+    table.add_column("packages (version, risk: CVEs)", overflow="fold", min_width=24)
     for i, wave in enumerate(plan.waves):
         s = plan.wave_schedule(i)
         for j, host in enumerate(wave):
