@@ -1,4 +1,4 @@
-"""`make demo`: bring up the lab fleet, plan its updates, sign the plan with the lab keys, roll it out, report.
+"""`make demo`: bring up the lab fleet, plan its updates, sign the plan with the lab keys, roll out, report.
 
 Nothing is auto-approved: the plan is authored by `lab-signing` and approved by `lab-approver-1`, both made
 by `patchbrain lab up`; an unapproved rollout is shown being refused (exit 5).
