@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -194,13 +195,59 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     return doc
 
 
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: 10,000-host plans
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10,000-host plans
+_KEY = re.compile(r"^[a-z_]+$")
+
+
+def _scalar(value: Any) -> str:
+    """A YAML scalar: strings as JSON strings with every non-ASCII character escaped (a JSON string is a
+    valid YAML double-quoted scalar, and escaping keeps YAML 1.1 line breaks such as U+0085 out)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int | float):
+        return json.dumps(value, allow_nan=False)
+    return json.dumps(str(value), ensure_ascii=True)
+
+
+def _leaf(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{}"
+    if isinstance(value, list):
+        return "[]"
+    return _scalar(value)
+
+
+def _emit(value: Any, indent: str, out: list[str]) -> None:
+    """Block-style YAML for plain data whose keys are fixed identifiers (the plan document)."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not _KEY.match(k):
+                raise ValueError(f"unexpected key {k!r}")
+            if isinstance(v, Mapping | list) and v:
+                out.append(f"{indent}{k}:\n")
+                _emit(v, indent + "  ", out)
+            else:
+                out.append(f"{indent}{k}: {_leaf(v)}\n")
+        return
+    for item in value:
+        if isinstance(item, Mapping | list) and item:
+            nested: list[str] = []
+            _emit(item, indent + "  ", nested)
+            out.append(f"{indent}- {nested[0][len(indent) + 2 :]}")
+            out.extend(nested[1:])
+        else:
+            out.append(f"{indent}- {_leaf(item)}\n")
 
 
 def dump_plan(plan: Plan) -> str:
-    """The plan as reviewable YAML."""
-    return yaml.dump(plan_document(plan), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
+    """The plan as reviewable YAML (block style, every string quoted; fast enough for 10,000 hosts)."""
+    out: list[str] = []
+    _emit(plan_document(plan), "", out)
+    return "".join(out)
 
 
 def _round_risk(risk: float) -> float:

@@ -134,7 +134,7 @@ def test_a_one_byte_change_after_approval_is_refused(keys, tmp_path):
     require_approved(load_plan(path), read_sidecar(sidecar_path(path)), keystore=keys, policy=POLICY, now=NOW)
 
     # a byte of content (a version digit): the content no longer hashes to the plan id
-    content = original.replace(b"version: 3.0.2", b"version: 3.0.3", 1)
+    content = original.replace(b'version: "3.0.2"', b'version: "3.0.3"', 1)
     assert len(content) == len(original) and content != original
     path.write_bytes(content)
     with pytest.raises(PlanChanged, match="changed after it was made"):
