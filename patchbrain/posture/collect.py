@@ -70,6 +70,7 @@ def run_role(inventory: Path, *, limit: str | None = None, timeout: int = 900) -
             playbook=str(resources.playbook("posture.yml")),
             inventory=str(inventory.resolve()),
             limit=limit,
+            cmdline="--check",  # the role is read-only; check mode makes that a guarantee, not a promise
             quiet=True,
             timeout=timeout,
             envvars={

@@ -429,3 +429,32 @@ def test_a_needed_reboot_stops_the_host_unless_patch_reboot_ok_says_otherwise(la
     doc = result.data["patchbrain_patch"]["h04"]
     assert doc["reboot_required"] is True and doc["rebooted"] is False
     assert lab.exec("h04", ["test", "-e", "/run/reboot-required"]).returncode == 0
+
+
+def test_playbooks_run_with_plain_ansible_playbook_and_limit_in_check_mode(lab):
+    root = Path(__file__).resolve().parents[2]
+    exe = Path(sys.executable).parent / "ansible-playbook"
+    for playbook, extra in (
+        ("discover.yml", []),
+        ("rollout.yml", ["-e", '{"patchbrain_plan_packages": {}}']),
+    ):
+        proc = subprocess.run(
+            [
+                str(exe),
+                "-i",
+                str(lab.inventory_path()),
+                f"playbooks/{playbook}",
+                "--limit",
+                "h01",
+                "--check",
+                *extra,
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        assert "h01" in proc.stdout and "failed=0" in proc.stdout
+    assert installed(lab, "h01") == "1.0"

@@ -382,6 +382,8 @@ def ansible_playbook(lab, play):
 def test_ansible_reboot_changes_the_boot_id(lab, tmp_path):
     from patchbrain.lab.shim import BOOT_TIME_COMMAND
 
+    fresh(lab, "h01")
+    fresh(lab, "h02")
     before = {h: boot_id(lab, h) for h in ("h01", "h02")}
     sh(lab, "h01", "sh", "-c", "echo persisted > /root/marker")
     play = tmp_path / "reboot.yml"

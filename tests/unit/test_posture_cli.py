@@ -101,3 +101,16 @@ def test_snapshot_runs_the_role_through_ansible_runner(tmp_path, capsys, pb_home
     assert "nft_ruleset" not in docs["probe1"]["probes"]
     # the same snapshot twice: no drift
     assert cli.main(["posture", "diff", str(out), str(out)]) == 0
+
+
+def test_diff_reads_directories_of_host_documents(tmp_path, capsys):
+    # the layout `ansible-playbook playbooks/posture.yml -e posture_dest_dir=DIR` writes
+    for side, nft in (("before", "base"), ("after", "iif_wildcard")):
+        d = tmp_path / side
+        d.mkdir()
+        for host in ("web1", "web2"):
+            doc = document(host, nft_ruleset=fixture(f"nft/{nft}.json"))
+            (d / f"{host}.json").write_text(json.dumps(doc))
+    assert cli.main(["posture", "diff", str(tmp_path / "before"), str(tmp_path / "after")]) == 3
+    out = capsys.readouterr().out
+    assert "web1: WEAKENS" in out and "web2: WEAKENS" in out and "iifname eth* tcp dport 3306 accept" in out

@@ -1,4 +1,6 @@
-"""Files installed into every lab host: the SELinux stand-in (simulated) and the reboot shim.
+"""Files installed into every lab host: the SELinux stand-in (simulated).
+
+(The reboot/shutdown shim is the fleet's: patchbrain/lab/hostfiles/shutdown.sh.)
 
 `install(root)` writes them into a root filesystem (the lab base, before any host uses it). The SELinux
 shim's files carry the marker /etc/selinux/SIMULATED that `lab status` and every report read.
@@ -23,7 +25,6 @@ SELINUX_TOOLS: tuple[str, ...] = (
     "setsebool",
     "selinuxenabled",
 )
-REBOOT_TOOLS: tuple[str, ...] = ("reboot", "shutdown", "poweroff", "halt")
 MARKER = "/etc/selinux/SIMULATED"
 BOOT_ID_FILE = "/run/patchbrain/boot_id"
 BOOT_TIME_COMMAND = f"cat {BOOT_ID_FILE}"
@@ -57,7 +58,6 @@ def host_files(mode: Mode = "enforcing") -> dict[str, tuple[bytes, int]]:
     """Regular files to install: absolute path in the host -> (content, mode)."""
     return {
         f"/{SBIN}/selinux-shim": ((HERE / "selinux_shim.py").read_bytes(), 0o755),
-        f"/{SBIN}/lab-reboot": ((HERE / "reboot.sh").read_bytes(), 0o755),
         "/etc/selinux/config": (selinux_config(mode).encode(), 0o644),
         MARKER: (MARKER_TEXT.encode(), 0o644),
     }
@@ -66,7 +66,6 @@ def host_files(mode: Mode = "enforcing") -> dict[str, tuple[bytes, int]]:
 def host_links() -> dict[str, str]:
     """Symlinks to install: absolute path in the host -> (relative) target."""
     links = {f"/{TOOL_DIR}/{tool}": "../local/sbin/selinux-shim" for tool in SELINUX_TOOLS}
-    links.update({f"/{TOOL_DIR}/{tool}": "../local/sbin/lab-reboot" for tool in REBOOT_TOOLS})
     return links
 
 

@@ -103,9 +103,15 @@ def _apt(tmp_path, lab_repo, server):
     return AptClient(tmp_path / "aptc", source)
 
 
-def _dnf(tmp_path, lab_repo, server):
+@pytest.fixture
+def dnf_client(tmp_path, served):
+    lab_repo, server = served
     text = repo.dnf_repo(server.url).replace(repo.RPM_KEY, str(lab_repo.armored_key))
-    return DnfClient(tmp_path / "dnfc", text)
+    client = DnfClient(tmp_path / "dnfc", text)
+    yield client
+    # dnf starts a gpg-agent for each repository keyring it verifies with: stop them.
+    for ring in (tmp_path / "dnfc").rglob("pubring"):
+        subprocess.run(["gpgconf", "--homedir", str(ring), "--kill", "gpg-agent"], check=False)
 
 
 def test_signatures_verify_with_the_published_key(lab_repo, tmp_path):
@@ -220,9 +226,8 @@ needs_dnf = pytest.mark.skipif(shutil.which("dnf") is None, reason="needs dnf")
 
 
 @needs_dnf
-def test_dnf_reads_the_signed_repo(served, tmp_path):
-    lab_repo, server = served
-    client = _dnf(tmp_path, lab_repo, server)
+def test_dnf_reads_the_signed_repo(dnf_client):
+    client = dnf_client
     made = client.run("makecache")
     assert made.returncode == 0, made.stderr
     listed = client.run("--showduplicates", "list", "--available", "labdemo")
@@ -230,22 +235,22 @@ def test_dnf_reads_the_signed_repo(served, tmp_path):
 
 
 @needs_dnf
-def test_dnf_refuses_tampered_primary_metadata(served, tmp_path):
-    lab_repo, server = served
+def test_dnf_refuses_tampered_primary_metadata(served, dnf_client):
+    lab_repo, _ = served
     primary = next((lab_repo.rpm / "repodata").glob("*-primary.xml.gz"))
     xml = gzip.decompress(primary.read_bytes()).decode()
     primary.write_bytes(gzip.compress(xml.replace('ver="1.1"', 'ver="1.9"').encode(), mtime=0))
-    made = _dnf(tmp_path, lab_repo, server).run("makecache")
+    made = dnf_client.run("makecache")
     assert made.returncode != 0
     assert "checksum doesn't match" in made.stderr, made.stderr
 
 
 @needs_dnf
-def test_dnf_refuses_a_forged_repomd(served, tmp_path):
-    lab_repo, server = served
+def test_dnf_refuses_a_forged_repomd(served, dnf_client):
+    lab_repo, _ = served
     repomd = lab_repo.rpm / "repodata" / "repomd.xml"
     repomd.write_text(repomd.read_text().replace("<revision>", "<revision>1"))
-    made = _dnf(tmp_path, lab_repo, server).run("makecache")
+    made = dnf_client.run("makecache")
     assert made.returncode != 0
     assert "Bad GPG signature" in made.stderr or "signature" in made.stderr.lower(), made.stderr
 

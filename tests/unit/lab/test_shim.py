@@ -120,8 +120,6 @@ def test_boolean_errors_match_the_real_tools(root):
 def test_installed_tool_set(root):
     for name in shim.SELINUX_TOOLS:
         assert (root / "usr/sbin" / name).resolve() == (root / "usr/local/sbin/selinux-shim").resolve()
-    for name in shim.REBOOT_TOOLS:
-        assert (root / "usr/sbin" / name).resolve() == (root / "usr/local/sbin/lab-reboot").resolve()
     assert (root / "etc/selinux/config").read_text().count("\nSELINUX=enforcing\n") == 1
 
 
