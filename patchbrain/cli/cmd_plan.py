@@ -46,6 +46,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--wave-runtime", default="30m", metavar="DURATION", help="expected run time per wave (schedule)"
     )
+    p.add_argument(
+        "--cve-scores",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="CVE scores from `patchbrain model score` (cve_id,score): rank by the prioritizer's formula",
+    )
+    p.add_argument(
+        "--kev", type=Path, default=None, metavar="CSV", help="the CISA KEV catalog (with --cve-scores)"
+    )
     p.add_argument("--author-key", default=None, metavar="NAME", help="sign the plan's authorship")
     p.add_argument("--passphrase-file", type=Path, default=None, metavar="FILE", help="the key's passphrase")
     p.add_argument(
@@ -121,6 +131,24 @@ def _make(args: argparse.Namespace) -> int:
     if not pending:
         raise BadInput("the latest discovery found nothing pending; nothing to plan")
     hosts = load_hosts(Path(inventory)) if Path(inventory).exists() else []
+    scores, ranking = None, None
+    if args.cve_scores is not None:
+        from patchbrain.plan_scores import active_base_rate, prioritizer_scorer, read_cve_scores
+
+        kev: frozenset[str] = frozenset()
+        if args.kev is not None:
+            from patchbrain.feeds.kev import load_kev
+
+            kev = frozenset(load_kev(args.kev))
+        base_rate, model = active_base_rate()
+        scores = prioritizer_scorer(
+            {h.name: h for h in hosts}, read_cve_scores(args.cve_scores), kev, unknown_p=base_rate
+        )
+        kev_from = f"from {args.kev.name}" if args.kev else "not given"
+        ranking = (
+            f"prioritizer: CVE scores from {args.cve_scores.name}, KEV {kev_from}, "
+            f"unknown CVEs at the {model}'s base rate {base_rate:.4f}; risk = P_eff x host weight"
+        )
     plan = make_plan(
         pending,
         inventory=inventory,
@@ -129,6 +157,8 @@ def _make(args: argparse.Namespace) -> int:
         packages=args.package,
         releases=releases,
         policy=policy,
+        scores=scores,
+        ranking=ranking,
         author=key.public.fingerprint if key else None,
         author_name=key.name if key else None,
     )

@@ -248,3 +248,33 @@ def test_cli_plan_author_approve_and_self_approval(pb_home, capsys, tmp_path, mo
 
     actions = [r.action for r in AuditLog(Store()).records(action="plan.*")]
     assert actions == ["plan.create", "plan.approve.refused", "plan.approve"]
+
+
+def test_cli_plan_ranks_with_the_prioritizer_scores(pb_home, capsys, tmp_path):
+    import dataclasses as dc
+    from pathlib import Path
+
+    from patchbrain.executor.discovery import parse_run_data
+    from patchbrain.journal import Journal
+    from patchbrain.store import Store
+
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "discovery" / "lab-discover.json"
+    found = parse_run_data({"patchbrain_facts": json.loads(fixture.read_text())})
+    Journal(Store()).add_discovery(
+        inventory="/nonexistent/inventory.yml",
+        artifacts="a",
+        document={"hosts": [dc.asdict(d) for d in found], "problems": {}},
+    )
+    scores = tmp_path / "scores.csv"
+    scores.write_text("cve_id,score\nCVE-2019-14287,0.5\n")
+    out = tmp_path / "plan.yaml"
+    assert cli.main(["plan", "--waves", "1,100%", "--out", str(out), "--cve-scores", str(scores)]) == 0
+    plan = load_plan(out)
+    assert plan.ranking.startswith("prioritizer: CVE scores from scores.csv")
+    pkg = plan.hosts["h01"].packages[0]
+    # p_eff 0.5, host weight (3+1)/6 * (3+1)/6 = 0.444: risk 22.22 of 100
+    assert pkg.risk == pytest.approx(22.22, abs=0.01)
+    assert "P(any CVE exploited) 0.500" in pkg.explanation and "CVE-2019-14287 0.500" in pkg.explanation
+    scores.write_text("cve_id,score\nCVE-2019-14287,1.5\n")
+    assert cli.main(["plan", "--cve-scores", str(scores)]) == 2
+    assert "scores.csv:2" in capsys.readouterr().err
