@@ -170,6 +170,11 @@ def _make(args: argparse.Namespace) -> int:
         plan = sign_authorship(plan, key)
     text = dump_plan(plan)
     if args.out is not None:
+        from patchbrain.approvals import sidecar_path
+
+        stale = sidecar_path(args.out)
+        if stale.exists():  # approvals of the plan this file held before: keep them, but not beside this one
+            stale.rename(stale.with_name(f"{stale.name}.replaced-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"))
         args.out.write_text(text, encoding="utf-8")
     open_audit_log(store).append(
         default_actor(),

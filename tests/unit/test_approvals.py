@@ -278,3 +278,34 @@ def test_cli_plan_ranks_with_the_prioritizer_scores(pb_home, capsys, tmp_path):
     scores.write_text("cve_id,score\nCVE-2019-14287,1.5\n")
     assert cli.main(["plan", "--cve-scores", str(scores)]) == 2
     assert "scores.csv:2" in capsys.readouterr().err
+
+
+def test_re_planning_into_the_same_file_moves_the_old_approvals_aside(pb_home, capsys, tmp_path):
+    import dataclasses as dc
+    from pathlib import Path
+
+    from patchbrain.executor.discovery import parse_run_data
+    from patchbrain.journal import Journal
+    from patchbrain.store import Store
+
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "discovery" / "lab-discover.json"
+    found = parse_run_data({"patchbrain_facts": json.loads(fixture.read_text())})
+    Journal(Store()).add_discovery(
+        inventory="/nonexistent/inventory.yml",
+        artifacts="a",
+        document={"hosts": [dc.asdict(d) for d in found], "problems": {}},
+    )
+    ks = KeyStore()
+    ensure = ("lab-signing", "lab-approver-1")
+    for name in ensure:
+        ks.new(name)
+    out = tmp_path / "plan.yaml"
+    args = ["plan", "--waves", "1,100%", "--out", str(out), "--author-key", "lab-signing"]
+    assert cli.main(args) == 0
+    assert cli.main(["approve", str(out), "--key", "lab-approver-1"]) == 0
+    assert cli.main(args) == 0  # a new plan (new id) in the same file
+    assert not sidecar_path(out).exists()
+    assert len(list(tmp_path.glob("plan.yaml.approvals.replaced-*"))) == 1
+    assert cli.main(["approve", str(out), "--key", "lab-approver-1"]) == 0
+    plan = load_plan(out)
+    require_approved(plan, read_sidecar(sidecar_path(out)), keystore=ks, policy=POLICY)
