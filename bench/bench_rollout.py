@@ -17,6 +17,7 @@ Needs root and the lab (network namespaces); takes a few minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import resource
 import subprocess
@@ -69,10 +70,12 @@ def main() -> int:
         os.environ["PATCHBRAIN_LAB"] = INSTANCE
         os.environ.pop("PATCHBRAIN_DB", None)
 
+        from patchbrain.approvals import ApprovalStore, approve, policy_from_env, sign_authorship
         from patchbrain.executor import discovery, runner
         from patchbrain.executor.request import RunRequest
         from patchbrain.executor.rollout import RolloutOptions, rollout
         from patchbrain.inventory import load_hosts
+        from patchbrain.keys import KeyStore, ensure_lab_keys
         from patchbrain.lab import Lab
         from patchbrain.plans import make_plan
         from patchbrain.store import Store
@@ -95,7 +98,27 @@ def main() -> int:
             assert len({p.host for p in pending}) == len(names), (
                 f"discovery: {res.status}, {len(pending)} updates"
             )
-            plan = make_plan(pending, inventory=str(inventory), hosts=load_hosts(inventory), spec="100%")
+            # signed by the lab's keys, explicitly: nothing is auto-approved
+            keystore = KeyStore()
+            ensure_lab_keys(keystore)
+            signer = keystore.load_private("lab-signing")
+            plan = make_plan(
+                pending,
+                inventory=str(inventory),
+                hosts=load_hosts(inventory),
+                spec="100%",
+                author=signer.public.fingerprint,
+                author_name=signer.name,
+            )
+            plan = sign_authorship(plan, signer)
+            approval = approve(
+                plan,
+                keystore.load_private("lab-approver-1"),
+                keystore=keystore,
+                ttl=dt.timedelta(hours=2),
+                policy=policy_from_env(),
+            )
+            ApprovalStore(Store()).add(approval)
             assert len(plan.waves) == 1
 
             # baseline: bare ansible-playbook, same forks, pipelining and ControlPersist

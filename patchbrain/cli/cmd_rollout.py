@@ -81,6 +81,7 @@ def _rollout(args: argparse.Namespace) -> int:
                     cancel=cancel.is_set,
                 ),
                 options=RolloutOptions(forks=args.forks, timeout_s=args.timeout),
+                plan_file=args.plan,
             )
     finally:
         signal.signal(signal.SIGINT, previous)

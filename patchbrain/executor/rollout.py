@@ -19,21 +19,26 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from patchbrain import config, pkgspec, resources
+from patchbrain.errors import RefusedByPolicy
 from patchbrain.executor import runner
 from patchbrain.executor.discovery import parse_dpkg_installed, parse_rpm_installed
 from patchbrain.executor.events import HostEvent, TaskFailed
 from patchbrain.executor.request import RunHooks, RunRequest
 from patchbrain.feeds.versions import compare
 from patchbrain.journal import Journal
+from patchbrain.keys import KeyStore
 from patchbrain.plans import Plan, PlannedHost, plan_document
 from patchbrain.posture.prescan import Finding, scan_text
 from patchbrain.store import Store
+from patchbrain.windows import MaintenanceWindow
 
 log = logging.getLogger(__name__)
 
@@ -386,6 +391,37 @@ def _summary(outcome: WaveOutcome) -> dict[str, Any]:
     }
 
 
+def _require_approved(plan: Plan, store: Store, plan_file: Path | None, keystore: KeyStore | None) -> Any:
+    from patchbrain.approvals import gather, policy_from_env, require_approved
+
+    return require_approved(
+        plan,
+        gather(plan, store, plan_file),
+        keystore=keystore if keystore is not None else KeyStore(),
+        policy=policy_from_env(),
+    )
+
+
+def _check_windows(plan: Plan, index: int, windows: Mapping[str, tuple[MaintenanceWindow, ...]]) -> None:
+    """Refuse a wave if `now` is outside a member's maintenance window."""
+    now = dt.datetime.now(dt.UTC)
+    closed = [h for h in plan.waves[index] if windows.get(h) and not any(w.contains(now) for w in windows[h])]
+    if closed:
+        more = f" and {len(closed) - 10} more" if len(closed) > 10 else ""
+        start = plan.wave_schedule(index).earliest_start
+        when = f"; the plan says it can start at {start:%Y-%m-%d %H:%M} UTC" if start else ""
+        raise RefusedByPolicy(f"outside the maintenance window of {', '.join(closed[:10])}{more}{when}")
+
+
+def _bake(seconds: int, since: float, cancel: Callable[[], bool] | None) -> bool:
+    """Wait until `seconds` after `since` (monotonic); False if canceled meanwhile."""
+    while (left := since + seconds - time.monotonic()) > 0:
+        if cancel is not None and cancel():
+            return False
+        time.sleep(min(1.0, left))
+    return True
+
+
 def rollout(
     plan: Plan,
     *,
@@ -393,11 +429,28 @@ def rollout(
     store: Store | None = None,
     hooks: WaveHooks | None = None,
     options: RolloutOptions | None = None,
+    plan_file: Path | None = None,
+    keystore: KeyStore | None = None,
 ) -> RolloutResult:
-    """Run every wave of `plan` in order until one halts; journal and audit each step."""
+    """Run every wave of `plan` in order until one halts; journal and audit each step.
+
+    Nothing runs unless the plan is approved (`patchbrain.approvals.require_approved`, approvals from the
+    store and `plan_file`'s sidecar): ApprovalRefused (exit 5) before anything starts; approvals and
+    maintenance windows are checked again before every wave, and each wave waits its predecessor's bake
+    time. A wave halts when more of its hosts fail than its `max_failures`.
+    """
+    from patchbrain.approvals import ApprovalRefused
+    from patchbrain.inventory import load_hosts
+
     store = store if store is not None else Store()
     hooks = hooks or WaveHooks()
     opts = options or RolloutOptions()
+    try:
+        verdict = _require_approved(plan, store, plan_file, keystore)
+    except ApprovalRefused as exc:
+        _audit(store, "rollout.refused", plan.plan_id, {"reason": str(exc)})
+        raise
+    windows = {h.name: h.windows for h in load_hosts(inventory) if h.name in plan.hosts}
     journal = Journal(store)
     journal.add_plan(
         plan.plan_id,
@@ -406,14 +459,35 @@ def rollout(
         waves=[list(w) for w in plan.waves],
     )
     journal.set_plan_state(plan.plan_id, "running")
-    _audit(store, "rollout.start", plan.plan_id, {"waves": [list(w) for w in plan.waves]})
+    _audit(
+        store,
+        "rollout.start",
+        plan.plan_id,
+        {
+            "waves": [list(w) for w in plan.waves],
+            "plan_file_sha256": plan.file_sha256,
+            "approvals": list(verdict.valid),
+            "author": verdict.author,
+        },
+    )
     outcomes: list[WaveOutcome] = []
     halt: Halt | None = None
+    last_end = time.monotonic()
     for index in range(len(plan.waves)):
         wave = _Wave(plan, index, inventory, store, journal, hooks, opts)
-        if hooks.cancel is not None and hooks.cancel():
+        bake = plan.wave_schedule(index - 1).bake_s if index else 0
+        if bake and not _bake(bake, last_end, hooks.cancel):
+            halt = Halt("canceled", f"canceled while baking wave {index}")
+        elif hooks.cancel is not None and hooks.cancel():
             halt = Halt("canceled", "canceled before the wave started")
-        elif hooks.before_wave is not None:
+        if halt is None:
+            try:
+                _require_approved(plan, store, plan_file, keystore)
+                _check_windows(plan, index, windows)
+            except RefusedByPolicy as exc:
+                log.warning("wave %d refused: %s", index + 1, exc)
+                halt = Halt("policy", f"wave {index + 1} refused: {exc}")
+        if halt is None and hooks.before_wave is not None:
             try:
                 hooks.before_wave(wave.ctx)
             except Exception as exc:  # a refusal, or a broken hook: either way the wave must not start
@@ -437,8 +511,13 @@ def rollout(
             outcome = dataclasses.replace(outcome, halt=halt)
         if halt is None and opts.halt_on_failure:
             bad = outcome.in_state("failed", "unreachable", "mismatch", "canceled")
-            if bad:
-                halt = Halt("failures", f"{len(bad)} host(s) of wave {index + 1} did not patch cleanly", bad)
+            allowed = plan.wave_schedule(index).max_failures
+            if len(bad) > allowed:
+                halt = Halt(
+                    "failures",
+                    f"{len(bad)} host(s) of wave {index + 1} did not patch cleanly (allowed: {allowed})",
+                    bad,
+                )
                 outcome = dataclasses.replace(outcome, halt=halt)
         wave_state = "done" if halt is None else ("canceled" if halt.kind == "canceled" else "halted")
         summary = _summary(outcome)
@@ -447,6 +526,7 @@ def rollout(
         if hooks.on_wave_state is not None:
             hooks.on_wave_state(index, wave_state)
         outcomes.append(outcome)
+        last_end = time.monotonic()
         if halt is not None:
             break
 

@@ -41,6 +41,9 @@ def fleet(tmp_path_factory):
     lab = Lab(INSTANCE)
     try:
         lab.up(6, FLAVORS)
+        from patchbrain.keys import KeyStore, ensure_lab_keys
+
+        ensure_lab_keys(KeyStore())  # what `patchbrain lab up` does; the tests then sign explicitly
         lab.fresh = True
         yield lab
     finally:
@@ -63,6 +66,25 @@ def cli(*args, check=True, timeout=900):
             f"patchbrain {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
+
+
+def approve(path, key="lab-approver-1"):
+    """Approve a plan file explicitly with a lab key (nothing is ever auto-approved)."""
+    return cli("approve", str(path), "--key", key)
+
+
+def remake(path, mutate):
+    """Change a plan the honest way: edit, re-hash, re-sign authorship (the old approvals no longer hold)."""
+    from patchbrain.approvals import sign_authorship
+    from patchbrain.keys import KeyStore
+    from patchbrain.plans import dump_plan, load_plan, parse_plan, plan_document, with_id
+
+    doc = plan_document(load_plan(path))
+    mutate(doc)
+    plan = with_id(parse_plan({**doc, "plan_id": "0" * 64}, source="edit", check_id=False))
+    plan = sign_authorship(plan, KeyStore().load_private("lab-signing"))
+    path.write_text(dump_plan(plan))
+    return doc
 
 
 def mgr(lab, host):
@@ -109,9 +131,19 @@ def test_benign_rollout_in_waves_installs_exactly_the_planned_versions(lab, tmp_
 
     cli("discover")
     plan_file = tmp_path / "plan.yaml"
-    cli("plan", "--waves", "1,2,100%", "--out", str(plan_file))
+    cli("plan", "--waves", "1,2,100%", "--out", str(plan_file), "--author-key", "lab-signing")
     plan = yaml.safe_load(plan_file.read_text())
-    assert [len(w) for w in plan["waves"]] == [1, 2, 3]
+    # only h01 (apt) and h02 (dnf) may be canaries in the lab: the canary covers those two groups and the
+    # plan says the zypper group is not covered; then the wave rule on the remaining 4 hosts
+    assert [len(w) for w in plan["waves"]] == [2, 2, 2]
+    assert sorted(e["host"] for e in plan["waves"][0]) == ["h01", "h02"]
+    assert any("canary does not cover group" in w and "zypper" in w for w in plan["warnings"])
+    # unapproved: refused with exit 5 before anything runs
+    proc = cli("rollout", str(plan_file), check=False)
+    assert proc.returncode == 5 and "unapproved" in proc.stderr, proc.stdout + proc.stderr
+    # the author cannot approve its own plan
+    assert cli("approve", str(plan_file), "--key", "lab-signing", check=False).returncode == 5
+    approve(plan_file)
     lab.reset()  # fresh hosts, index never refreshed: the rollout must not depend on discovery
     # A newer version appears after planning: the rollout must still install exactly 1.1, never "latest".
     version, _ = LabContent(lab.dir).publish_variant("benign")
@@ -181,21 +213,20 @@ def _no_marker(lab, host):
 
 
 def test_hostile_plan_values_are_refused_before_anything_runs(lab, tmp_path):
+    from patchbrain.models import PendingUpdate
+    from patchbrain.plans import make_plan, plan_document
+
+    base = plan_document(
+        make_plan([PendingUpdate("h01", "labdemo", "1.0", "1.1", "apt")], inventory="", spec="1")
+    )
     for name, version in (
         (PAYLOADS[0], "1.1"),
         ("labdemo", PAYLOADS[0]),
         (PAYLOADS[1], "1.1"),
         ("labdemo", PAYLOADS[1]),
     ):
-        plan = {
-            "schema": "patchbrain.plan/1",
-            "plan_id": "p-hostile",
-            "created": "2026-11-26T00:00:00+00:00",
-            "inventory": "",
-            "waves_spec": "1,100%",
-            "reboot_ok": None,
-            "waves": [[{"host": "h01", "pkg_mgr": "apt", "packages": [{"name": name, "version": version}]}]],
-        }
+        plan = yaml.safe_load(yaml.safe_dump(base))
+        plan["waves"][0][0]["packages"][0].update(name=name, version=version)
         path = tmp_path / "hostile.yaml"
         path.write_text(yaml.safe_dump(plan))
         proc = cli("rollout", str(path), check=False)
@@ -256,10 +287,12 @@ def test_hostile_host_variables(lab, tmp_path):
     _no_marker(lab, "h01")
 
 
-def _plan(tmp_path, spec, limit):
+def _plan(tmp_path, spec, limit, *, approved=True):
     cli("discover", "--limit", limit)
     path = tmp_path / "plan.yaml"
-    cli("plan", "--waves", spec, "--out", str(path))
+    cli("plan", "--waves", spec, "--out", str(path), "--author-key", "lab-signing")
+    if approved:
+        approve(path)
     return path
 
 
@@ -267,11 +300,15 @@ def test_a_failed_canary_halts_the_rollout_and_later_waves_never_start(lab, tmp_
     from patchbrain.journal import Journal
     from patchbrain.store import Store
 
-    path = _plan(tmp_path, "1,1,100%", "h01,h02,h03,h04")
-    plan = yaml.safe_load(path.read_text())
+    path = _plan(tmp_path, "1,1,100%", "h01,h02,h03,h04", approved=False)
+
+    def break_canary(doc):
+        canary = doc["waves"][0][0]
+        canary["packages"][0]["version"] = "9.9" if canary["pkg_mgr"] == "apt" else "9.9-1"  # unpublished
+
+    plan = remake(path, break_canary)
+    approve(path)
     canary = plan["waves"][0][0]
-    canary["packages"][0]["version"] = "9.9" if canary["pkg_mgr"] == "apt" else "9.9-1"  # valid, unpublished
-    path.write_text(yaml.safe_dump(plan))
     proc = cli("rollout", str(path), "--json", check=False)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     result = json.loads(proc.stdout)
@@ -279,12 +316,14 @@ def test_a_failed_canary_halts_the_rollout_and_later_waves_never_start(lab, tmp_
     assert result["halt"]["hosts"] == [canary["host"]]
     assert len(result["waves"]) == 1
     record = Journal(Store()).plan(plan["plan_id"])
-    assert [w.state for w in record.waves] == ["halted", "skipped", "skipped"]
+    assert record.waves[0].state == "halted"
+    assert all(w.state == "skipped" for w in record.waves[1:])
     assert record.hosts[canary["host"]] == "failed"
     others = [e["host"] for w in plan["waves"][1:] for e in w]
     assert all(record.hosts[h] == "skipped" for h in others)
     for host in ("h01", "h02", "h03", "h04"):
-        assert installed(lab, host) in ("1.0", "1.0-1")
+        patched_canary = host in [e["host"] for e in plan["waves"][0]] and host != canary["host"]
+        assert installed(lab, host) in (("1.1", "1.1-1") if patched_canary else ("1.0", "1.0-1"))
 
 
 def test_prescan_findings_reach_the_gate_before_anything_is_installed(lab, tmp_path):
@@ -293,7 +332,8 @@ def test_prescan_findings_reach_the_gate_before_anything_is_installed(lab, tmp_p
     from patchbrain.plans import load_plan
 
     version, _ = LabContent(lab.dir).publish_variant("accept-all")
-    plan = load_plan(_plan(tmp_path, "1,100%", "h01,h02,h03"))
+    path = _plan(tmp_path, "1,100%", "h01,h02,h03")
+    plan = load_plan(path)
     # the sabotaged build is the candidate everywhere
     assert {p.version for h in plan.hosts.values() for p in h.packages} == {version, f"{version}-1"}
     seen = {}
@@ -303,12 +343,12 @@ def test_prescan_findings_reach_the_gate_before_anything_is_installed(lab, tmp_p
         hits = [h for h, fs in findings.items() if any(f.category == "firewall" for f in fs)]
         return Halt("prescan", "maintainer script touches the firewall", tuple(hits)) if hits else None
 
-    result = rollout(plan, inventory=lab.inventory_path(), hooks=WaveHooks(prescan_gate=gate))
+    result = rollout(plan, inventory=lab.inventory_path(), hooks=WaveHooks(prescan_gate=gate), plan_file=path)
     assert result.state == "halted" and result.halt.kind == "prescan"
-    canary = plan.waves[0][0]
-    assert result.halt.hosts == (canary,)
-    assert any(f.category == "firewall" and "nft" in f.text for f in seen[canary])
-    assert [h.state for h in result.waves[0].hosts] == ["skipped"]
+    canaries = plan.waves[0]  # one per package manager
+    assert set(result.halt.hosts) == set(canaries)
+    assert all(any(f.category == "firewall" and "nft" in f.text for f in seen[c]) for c in canaries)
+    assert [h.state for h in result.waves[0].hosts] == ["skipped"] * len(canaries)
     for host in ("h01", "h02", "h03"):
         assert installed(lab, host) in ("1.0", "1.0-1")
 
@@ -320,7 +360,8 @@ def test_cancel_callback_stops_the_run(lab, tmp_path):
     from patchbrain.executor.rollout import WaveHooks, rollout
     from patchbrain.plans import load_plan
 
-    plan = load_plan(_plan(tmp_path, "1,100%", "h01,h02"))
+    path = _plan(tmp_path, "1,100%", "h01,h02")
+    plan = load_plan(path)
     stop = threading.Event()
 
     def on_event(event):
@@ -328,10 +369,13 @@ def test_cancel_callback_stops_the_run(lab, tmp_path):
             stop.set()
 
     result = rollout(
-        plan, inventory=lab.inventory_path(), hooks=WaveHooks(on_event=on_event, cancel=stop.is_set)
+        plan,
+        inventory=lab.inventory_path(),
+        hooks=WaveHooks(on_event=on_event, cancel=stop.is_set),
+        plan_file=path,
     )
     assert result.state == "canceled" and result.halt.kind == "canceled"
-    assert [h.state for h in result.waves[0].hosts] == ["canceled"]
+    assert {h.state for h in result.waves[0].hosts} == {"canceled"}
     status = (result.waves[0].artifacts / f"{plan.plan_id}-w1-preflight" / "status").read_text()
     assert status == "canceled"
     for host in ("h01", "h02"):

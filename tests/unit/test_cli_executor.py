@@ -37,11 +37,12 @@ def test_plan_from_the_latest_discovery(discovered, capsys, tmp_path):
     assert cli.main(["plan", "--waves", "1,100%", "--out", str(out), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["file"] == str(out)
-    assert [[h["host"] for h in w] for w in doc["waves"]] == [["h01"], ["h02", "h03"]]
+    # apt, dnf and zypper hosts: three (OS, package manager, package set) groups, so the canary takes all
+    assert [[h["host"] for h in w] for w in doc["waves"]] == [["h01", "h02", "h03"]]
     plan = yaml.safe_load(out.read_text())
-    assert plan["waves"][1][0]["packages"] == [
-        {"name": "labdemo", "version": "1.1-1", "cves": ["CVE-2019-14287"]}
-    ]
+    [pkg] = plan["waves"][0][1]["packages"]
+    assert (pkg["name"], pkg["version"], pkg["cves"]) == ("labdemo", "1.1-1", ["CVE-2019-14287"])
+    assert pkg["explanation"] and 0 < pkg["risk"] <= 100
 
 
 def test_plan_errors(pb_home, discovered, capsys):
@@ -61,34 +62,36 @@ def test_status_without_rollouts(pb_home, capsys):
     assert cli.main(["status", "nope"]) == 2
 
 
+def _plan_doc(host: str, version: str) -> dict:
+    from patchbrain.models import PendingUpdate
+    from patchbrain.plans import make_plan, plan_document
+
+    plan = make_plan(
+        [PendingUpdate(host, "labdemo", "1.0", version, "apt")], inventory=str(INVENTORY), spec="1"
+    )
+    return plan_document(plan)
+
+
 def test_rollout_refuses_hostile_or_unknown_before_running(pb_home, capsys, tmp_path):
-    plan = {
-        "schema": "patchbrain.plan/1",
-        "plan_id": "p1",
-        "created": "2026-11-26T00:00:00+00:00",
-        "inventory": str(INVENTORY),
-        "waves_spec": "1",
-        "reboot_ok": None,
-        "waves": [
-            [
-                {
-                    "host": "app-01",
-                    "pkg_mgr": "apt",
-                    "packages": [{"name": "labdemo", "version": "{{ lookup('pipe','id') }}"}],
-                }
-            ]
-        ],
-    }
+    plan = _plan_doc("app-01", "1.1")
+    plan["waves"][0][0]["packages"][0]["version"] = "{{ lookup('pipe','id') }}"
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(plan))
     assert cli.main(["rollout", str(path)]) == 2
     assert "waves[0][0].packages[0].version" in capsys.readouterr().err
-    plan["waves"][0][0]["host"] = "not-in-inventory"
-    plan["waves"][0][0]["packages"][0]["version"] = "1.1"
-    path.write_text(yaml.safe_dump(plan))
+    path.write_text(yaml.safe_dump(_plan_doc("not-in-inventory", "1.1")))
     assert cli.main(["rollout", str(path)]) == 2
     assert "not-in-inventory" in capsys.readouterr().err
     assert not (pb_home / "artifacts").exists()  # nothing ran
+
+
+def test_rollout_refuses_an_unapproved_plan_with_exit_5(pb_home, capsys, tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(_plan_doc("app-01", "1.1"), sort_keys=False))
+    assert cli.main(["rollout", str(path), "-i", str(INVENTORY)]) == 5
+    err = capsys.readouterr().err
+    assert "no signed author" in err
+    assert not (pb_home / "artifacts").exists()
 
 
 def test_discover_refuses_a_bad_inventory_variable(pb_home, capsys, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pytest
 import yaml
@@ -10,7 +11,17 @@ import yaml
 from patchbrain.errors import BadInput
 from patchbrain.executor.rollout import decode_prescan, host_result
 from patchbrain.models import Host, PendingUpdate
-from patchbrain.plans import PlannedHost, PlannedPackage, dump_plan, load_plan, make_plan, parse_plan
+from patchbrain.plans import (
+    PlanChanged,
+    PlannedHost,
+    PlannedPackage,
+    canonical_json,
+    dump_plan,
+    load_plan,
+    make_plan,
+    parse_plan,
+    plan_content,
+)
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
@@ -33,7 +44,7 @@ def _pending(n):
     return out
 
 
-def test_canaries_first_never_marked_false_ones_then_by_criticality():
+def test_canaries_cover_each_group_never_marked_false_ones_then_by_criticality():
     hosts = [
         Host("h01", "a", canary=False, criticality=1),
         Host("h02", "a", criticality=5),
@@ -43,9 +54,13 @@ def test_canaries_first_never_marked_false_ones_then_by_criticality():
         Host("h06", "a"),
     ]
     plan = make_plan(_pending(6), inventory="inv", hosts=hosts, spec="1,2,100%", now=NOW)
-    assert plan.waves == (("h03",), ("h05", "h04"), ("h06", "h02", "h01"))
-    assert plan.hosts["h02"].packages == (PlannedPackage("labdemo", "1.1-1", ("CVE-2019-14287",)),)
-    assert plan.plan_id.startswith("p20261126T120000-")
+    # groups: apt (h01, h04), dnf (h02, h05), zypper (h03, h06); h01 may never be a canary
+    assert plan.waves[0] == ("h04", "h05", "h03")
+    assert plan.schedule[0].kind == "canary" and plan.schedule[0].max_failures == 0
+    assert sorted(h for w in plan.waves[1:] for h in w) == ["h01", "h02", "h06"]
+    [pkg] = plan.hosts["h02"].packages
+    assert (pkg.name, pkg.version, pkg.cves) == ("labdemo", "1.1-1", ("CVE-2019-14287",))
+    assert len(plan.plan_id) == 64 and plan.ranking.startswith("fallback")
 
 
 def test_round_trip_through_yaml(tmp_path):
@@ -54,7 +69,21 @@ def test_round_trip_through_yaml(tmp_path):
     path.write_text(dump_plan(plan))
     again = load_plan(path)
     assert again == plan
+    assert again.file_sha256 == plan.file_sha256  # the file is exactly what dump_plan writes
     assert again.packages_by_host(["h02"]) == {"h02": [{"name": "labdemo", "version": "1.1-1"}]}
+
+
+def test_the_plan_id_is_the_sha256_of_the_canonical_content(tmp_path):
+    plan = make_plan(_pending(3), inventory="inv", spec="1,100%", now=NOW)
+    assert plan.plan_id == hashlib.sha256(canonical_json(plan_content(plan)).encode()).hexdigest()
+    # any change to what the plan does is another plan: loading the edited file is refused (exit 5)
+    doc = yaml.safe_load(dump_plan(plan))
+    doc["waves"][0][0]["packages"][0]["version"] = "1.2"
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanChanged, match="changed after it was made"):
+        load_plan(path)
+    assert PlanChanged.exit_code == 5
 
 
 def test_versions_stay_strings():
@@ -74,6 +103,10 @@ def test_versions_stay_strings():
         (lambda d: d["waves"][0][0]["packages"][0].update(cves=["CVE-1; id"]), ".cves"),
         (lambda d: d["waves"].append([dict(d["waves"][0][0])]), "appears twice"),
         (lambda d: d.update(plan_id="../../etc"), "plan_id"),
+        (lambda d: d["waves"][0][0]["packages"][0].update(risk=101), ".risk"),
+        (lambda d: d["waves"][0][0]["packages"][0].update(explanation=["x"]), ".explanation"),
+        (lambda d: d["schedule"][0].update(max_failures=-1), "max_failures"),
+        (lambda d: d.update(author="me"), "author"),
         (lambda d: d.update(schema="other"), "schema"),
         (lambda d: d.update(reboot_ok="yes"), "reboot_ok"),
     ],
