@@ -24,6 +24,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     up = lab.add_parser("up", help="start hosts h01..hN (idempotent: keeps running hosts)")
     up.add_argument("n", type=int, metavar="N", help="number of hosts, 1..64")
+    up.add_argument(
+        "--flavors",
+        default="apt",
+        metavar="LIST",
+        help="package managers the hosts take in turn, from apt,dnf,zypper (default apt); dnf and zypper "
+        "hosts are the same Debian base managed through rpm (host var patchbrain_pkg_mgr)",
+    )
     add_json(up)
     up.set_defaults(func=_up)
 
@@ -54,11 +61,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ping = lab.add_parser("ping", help="run the shipped ping playbook against the lab with ansible-playbook")
     ping.set_defaults(func=_ping)
 
+    from patchbrain.cli import lab_content  # the content subcommands: publish, build-packages
+
+    lab_content.register(lab)
+
 
 def _up(args: argparse.Namespace) -> int:
     from patchbrain.lab import Lab
+    from patchbrain.lab.content import parse_flavors
 
-    hosts = Lab().up(args.n)
+    hosts = Lab().up(args.n, parse_flavors(args.flavors))
     if args.json:
         print_json(hosts)
     else:
@@ -91,7 +103,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _print_table(hosts: Sequence[object]) -> None:
-    rows = [("HOST", "ADDRESS", "STATE", "OS", "GROUPS", "CRIT", "EXPO", "CANARY")]
+    rows = [("HOST", "ADDRESS", "STATE", "OS", "PKG", "SELINUX", "GROUPS", "CRIT", "EXPO", "CANARY")]
     for h in hosts:
         d = vars(h)
         rows.append(
@@ -100,6 +112,8 @@ def _print_table(hosts: Sequence[object]) -> None:
                 d["address"],
                 "up" if d["up"] else "down",
                 d["os_release"],
+                d["pkg_mgr"],
+                d["selinux"],
                 ",".join(d["groups"]),
                 str(d["criticality"]),
                 str(d["exposure"]),

@@ -37,7 +37,8 @@ BASE_PACKAGES: tuple[str, ...] = (
 )
 # Hook for later issues: packages added here (e.g. dnf, python3-dnf, rpm, zypper, createrepo-c) go into
 # the base too. Any change here changes the recipe hash, so the next `lab up` builds a new base.
-EXTRA_PACKAGES: tuple[str, ...] = ()
+# RPM package managers on the Debian base (issue 3): dnf/zypper-managed lab hosts.
+EXTRA_PACKAGES: tuple[str, ...] = ("dnf", "python3-dnf", "rpm", "zypper")
 # Bump when the post-build steps in `_finish` change.
 POST_BUILD_VERSION = 1
 

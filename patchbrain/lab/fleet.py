@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 
 from patchbrain.errors import BadInput, EnvironmentProblem
-from patchbrain.lab import host, inventory, names, net, state
+from patchbrain.lab import content, host, inventory, names, net, state
 from patchbrain.lab.base import ensure_base
 from patchbrain.lab.state import HostRecord, LabState
 from patchbrain.lab.system import (
@@ -48,6 +48,8 @@ class HostStatus:
     exposure: int
     canary: bool
     netns: str
+    pkg_mgr: str = "apt"
+    selinux: str = "unknown"
 
 
 class Lab:
@@ -93,10 +95,14 @@ class Lab:
 
     # -- up -------------------------------------------------------------------------------------------
 
-    def up(self, n: int) -> list[HostStatus]:
-        """Make sure hosts h01..hNN run (keeping any already running or beyond N); return their status."""
+    def up(self, n: int, flavors: Sequence[str] = ("apt",)) -> list[HostStatus]:
+        """Make sure hosts h01..hNN run (keeping any already running or beyond N); return their status.
+
+        `flavors` are the package managers hosts take in turn (apt, dnf, zypper; see content.py).
+        """
         if not 1 <= n <= names.MAX_HOSTS:
             raise BadInput(f"the lab runs 1..{names.MAX_HOSTS} hosts", field=f"N={n}")
+        flavors = content.parse_flavors(",".join(flavors))
         _preflight()
         base = ensure_base()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -116,11 +122,14 @@ class Lab:
             launch_sh, init_sh = host.write_scripts(self.dir / "bin")
             subnet = self._subnet(st)
             net.create_bridge(st.bridge or self.names.bridge, names.bridge_address(subnet), 24)
+            self._content().prepare(
+                self.dir / "layer", str(names.bridge_address(subnet)), f"{self.dir / 'layer'}:{base}"
+            )
 
             pids = net.pids_in(h.netns for h in st.hosts.values())
             to_start = [i for i in range(1, n + 1) if not self._host_ok(st, names.host_name(i), pids)]
             for i in to_start:  # write ahead: every resource is on record before it exists
-                st.hosts[names.host_name(i)] = self._record(i, subnet)
+                st.hosts[names.host_name(i)] = self._record(i, subnet, content.flavor_for(i, flavors))
             self._save(st)
             links, spaces = net.link_names(), net.netns_names()
             recs = [st.hosts[names.host_name(i)] for i in to_start]
@@ -141,7 +150,7 @@ class Lab:
         rec = st.hosts.get(name)
         return rec is not None and self._running(rec) and host.pid_one(pids.get(rec.netns, [])) is not None
 
-    def _record(self, index: int, subnet: ipaddress.IPv4Network) -> HostRecord:
+    def _record(self, index: int, subnet: ipaddress.IPv4Network, pkg_mgr: str = "apt") -> HostRecord:
         name = names.host_name(index)
         return HostRecord(
             name=name,
@@ -151,7 +160,12 @@ class Lab:
             peer=self.names.peer(index),
             address=str(names.host_address(subnet, index)),
             dir=str(self.dir / "hosts" / name),
+            pkg_mgr=pkg_mgr,
         )
+
+    def _content(self) -> content.LabContent:
+        """The instance's repository, flavour layers and shims (patchbrain/lab/content.py)."""
+        return content.LabContent(self.dir)
 
     def _subnet(self, st: LabState) -> ipaddress.IPv4Network:
         """The instance's /24: recorded, forced by $PATCHBRAIN_LAB_SUBNET, or the first free candidate."""
@@ -196,7 +210,7 @@ class Lab:
         return claimed
 
     def _start(self, rec: HostRecord, launch_sh: Path, init_sh: Path, st: LabState) -> None:
-        lowers = f"{self.dir / 'layer'}:{st.base}"
+        lowers = self._content().lowers(rec.pkg_mgr, f"{self.dir / 'layer'}:{st.base}")
         proc = host.launch(
             netns=rec.netns,
             launch_sh=launch_sh,
@@ -226,6 +240,7 @@ class Lab:
         text = inventory.render(
             instance=self.instance,
             hosts=[(r.name, r.index, r.address) for r in st.hosts.values()],
+            pkg_mgrs={r.name: r.pkg_mgr for r in st.hosts.values()},
             key=self.key,
             known_hosts=self.known_hosts,
         )
@@ -280,6 +295,7 @@ class Lab:
                 links, spaces = set(), set()
             spaces = {s for s in spaces if self.names.owns(s)} | {h.netns for h in st.hosts.values()}
             net.kill_namespaces(spaces)
+            self._content().stop_server()
             for rec in st.hosts.values():
                 _kill_launcher(rec)
             for name in self._launchers:
@@ -340,6 +356,8 @@ class Lab:
                     exposure=hv.exposure,
                     canary=hv.canary,
                     netns=rec.netns,
+                    pkg_mgr=rec.pkg_mgr,
+                    selinux=content.selinux_status(pid1) if pid1 else "unknown",
                 )
             )
         return out

@@ -34,7 +34,8 @@ MaxStartups 64:30:128
 
 NFT_RULES = """\
 #!/usr/sbin/nft -f
-# patchbrain lab: default drop; allow loopback, replies, SSH and ping.
+# patchbrain lab: default drop both ways; in: loopback, replies, SSH and ping; out: loopback, replies and
+# the lab's package repository only (a package that opens the output chain is then visible drift).
 flush ruleset
 
 table inet filter {
@@ -50,7 +51,10 @@ table inet filter {
         type filter hook forward priority filter; policy drop;
     }
     chain output {
-        type filter hook output priority filter; policy accept;
+        type filter hook output priority filter; policy drop;
+        oif "lo" accept
+        ct state established,related accept
+        tcp dport 8873 accept comment "the lab's package repository (content.REPO_PORT)"
     }
 }
 """

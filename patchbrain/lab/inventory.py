@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
@@ -74,8 +74,18 @@ def _scalar(value: object) -> str:
     return json.dumps(str(value))
 
 
-def render(*, instance: str, hosts: Iterable[tuple[str, int, str]], key: Path, known_hosts: Path) -> str:
-    """The inventory for `hosts` (name, index, address): groups lab, vm and baremetal."""
+def render(
+    *,
+    instance: str,
+    hosts: Iterable[tuple[str, int, str]],
+    key: Path,
+    known_hosts: Path,
+    pkg_mgrs: Mapping[str, str] | None = None,
+) -> str:
+    """The inventory for `hosts` (name, index, address): groups lab, vm and baremetal.
+
+    `pkg_mgrs` (host name -> apt, dnf or zypper) sets `patchbrain_pkg_mgr`; hosts not named there get apt.
+    """
     by_group: dict[str, list[str]] = {"vm": [], "baremetal": []}
     lines_for: dict[str, list[str]] = {}
     for name, index, address in sorted(hosts, key=lambda h: h[1]):
@@ -85,6 +95,7 @@ def render(*, instance: str, hosts: Iterable[tuple[str, int, str]], key: Path, k
             "ansible_host": address,
             **hv.as_vars(),
             "patchbrain_lab_instance": instance,
+            "patchbrain_pkg_mgr": (pkg_mgrs or {}).get(name, "apt"),
         }
         lines_for[name] = [f"            {k}: {_scalar(v)}" for k, v in values.items()]
     out = [

@@ -35,6 +35,7 @@ class HostRecord:
     dir: str
     pid: int | None = None
     pid_start: int | None = None
+    pkg_mgr: str = "apt"  # apt, dnf or zypper (lab content: patchbrain/lab/content.py)
 
 
 @dataclasses.dataclass

@@ -22,6 +22,7 @@ HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 NFT_RULES = "/etc/nftables.conf"
 SSHD = ["/usr/sbin/sshd", "-D", "-e"]
 REBOOT_EXIT = 100
+SELINUX_SHIM = "/usr/local/sbin/selinux-shim"  # lab content (patchbrain/lab/shim/)
 
 
 class Stop(Exception):
@@ -47,6 +48,8 @@ def boot() -> None:
     if not os.path.exists(HOST_KEY):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", HOST_KEY], check=True)
     subprocess.run(["nft", "-f", NFT_RULES], check=True)
+    if os.path.exists(SELINUX_SHIM):  # the simulated SELinux takes its mode from /etc/selinux/config
+        subprocess.run([SELINUX_SHIM, "boot"], check=True)
 
 
 def supervise() -> int:
