@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from patchbrain.audit import open_audit_log
 from patchbrain.errors import PatchbrainError
@@ -106,7 +107,39 @@ class RealBackend:
         return rows, AuditStatus(result.ok, result.records, result.last_hash, problems + result.notes)
 
     def model(self) -> ModelInfo:
-        raise Unavailable(_NOT_YET.format(what="the prioritizer"))
+        from patchbrain.prioritizer.governance import active_bundle
+
+        try:
+            bundle = active_bundle(self._store)
+        except PatchbrainError as exc:
+            raise Unavailable(f"no usable model: {exc}") from exc
+        return model_info(bundle.bundle_id, bundle.metadata, bundle.booster)
+
+
+def model_info(bundle_id: str, meta: dict[str, Any], booster: Any) -> ModelInfo:
+    """Version, validation metrics (model beside the CVSS sort) and gain importance shares."""
+    val = meta.get("validation", {})
+    model, cvss = val.get("model", {}), val.get("cvss_baseline", {})
+    metrics: list[tuple[str, str]] = []
+    for key, label in (("average_precision", "avg precision"), ("recall_top5pct", "recall in top 5%")):
+        if key in model:
+            metrics.append((label, f"{model[key]:.3f} (CVSS sort {cvss.get(key, float('nan')):.3f})"))
+    if "ap_ratio_to_cvss" in val:
+        metrics.append(("AP ratio to CVSS", f"{val['ap_ratio_to_cvss']:.2f}x"))
+    window = meta.get("training", {}).get("window")
+    if window:
+        metrics.append(("training window", str(window)))
+    gains = booster.feature_importance(importance_type="gain")
+    names = booster.feature_name()
+    total = float(sum(gains)) or 1.0
+    top = sorted(zip(names, (float(g) / total for g in gains), strict=True), key=lambda t: -t[1])[:8]
+    return ModelInfo(
+        version=f"{bundle_id} (patchbrain {meta.get('patchbrain_version', '?')})",
+        trained=str(meta.get("created", "?")),
+        lightgbm=str(meta.get("lightgbm_version", "?")),
+        metrics=tuple(metrics),
+        top_features=tuple(top),
+    )
 
 
 def _row(host: Host) -> HostRow:
