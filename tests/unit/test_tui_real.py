@@ -1,4 +1,4 @@
-"""The real backend on patchbrain's own state: inventory, audit chain, model; and what it refuses to invent."""
+"""The real backend on patchbrain's own state: inventory, audit chain, model; what it will not invent."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_fleet_from_inventory(pb_home: Path) -> None:
 
 
 def test_missing_inventory_is_said(pb_home: Path) -> None:
-    with pytest.raises(Unavailable, match="no inventory|inventory"):
+    with pytest.raises(Unavailable, match=r"no inventory|inventory"):
         RealBackend(inventory=pb_home / "nope.yml").fleet()
 
 
