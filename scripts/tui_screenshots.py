@@ -35,6 +35,8 @@ async def shoot(name: str, keys: tuple[str, ...], out: Path, size: tuple[int, in
             await pilot.pause()
             await app.workers.wait_for_complete()
             await pilot.pause()
+        app.clear_notifications()  # toasts expire on a timer; keep screenshots reproducible
+        await pilot.pause()
         path = out / f"{name}.svg"
         app.save_screenshot(filename=path.name, path=str(out))
     return path

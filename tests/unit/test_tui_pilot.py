@@ -267,3 +267,16 @@ def test_large_fleet_filters(tmp_path: Path) -> None:
         assert names(table) == ["edge-00199"]
 
     drive(script, FakeBackend(hosts=2000))
+
+
+def test_no_color_keeps_meaning_in_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    async def script(app: PatchbrainApp, pilot: Pilot[None]) -> None:
+        assert app.no_color
+        await approve_both(pilot)
+        await press(pilot, "4", "s", "y")
+        shot = app.export_screenshot()
+        assert "DRIFT" in shot and "HALTED" in shot and "Restored" in shot
+
+    drive(script, FakeBackend(sabotage=True), size=(100, 40))
