@@ -23,6 +23,7 @@ from tui.screens.model import ModelScreen
 from tui.screens.plan import PlanScreen
 from tui.screens.rollout import HostEventsScreen, RolloutScreen
 from tui.widgets.confirm import ConfirmModal
+from tui.widgets.hosttable import HostTable
 
 Script = Callable[[PatchbrainApp, Pilot[None]], Awaitable[None]]
 
@@ -41,6 +42,10 @@ def drive(
 
 def text(app: PatchbrainApp, selector: str) -> str:
     return str(app.screen.query_one(selector, Static).content)
+
+
+def hosts(table: HostTable) -> list[str]:
+    return [r.name for r in table.rows]
 
 
 def names(table: DataTable[Any]) -> list[str]:
@@ -62,21 +67,21 @@ async def approve_both(pilot: Pilot[None]) -> None:
 def test_fleet_filter_sort_and_detail() -> None:
     async def script(app: PatchbrainApp, pilot: Pilot[None]) -> None:
         assert isinstance(app.screen, FleetScreen)
-        table = app.screen.query_one("#fleet", DataTable)
+        table = app.screen.query_one("#fleet", HostTable)
         assert table.row_count == 12
-        assert names(table)[0].startswith("cache-")  # grouped: groups in order, names within
+        assert hosts(table)[0].startswith("cache-")  # grouped: groups in order, names within
         await press(pilot, "slash", "d", "b")
-        assert names(table) == ["db-01", "db-05", "db-09"]
+        assert hosts(table) == ["db-01", "db-05", "db-09"]
         assert "3 of 12 hosts" in text(app, "#status")
         await press(pilot, "enter", "escape")  # Enter keeps the filter, Esc on the table clears it
         assert table.row_count == 12
         await press(pilot, "s", "s")  # group -> name -> risk
         assert app.screen.sort_key == "risk"
-        risks = [app.backend.host_detail(n).row.highest_risk or 0 for n in names(table)]
+        risks = [app.backend.host_detail(n).row.highest_risk or 0 for n in hosts(table)]
         assert risks == sorted(risks, reverse=True)
         await press(pilot, "down", "enter")
         assert isinstance(app.screen, HostDetailScreen)
-        assert app.screen.detail.row.name == names(table)[1]
+        assert app.screen.detail.row.name == hosts(table)[1]
         assert app.screen.query_one("#pending", DataTable).row_count == len(app.screen.detail.pending)
         await press(pilot, "escape")
         assert isinstance(app.screen, FleetScreen)
@@ -86,9 +91,9 @@ def test_fleet_filter_sort_and_detail() -> None:
 
 def test_fleet_mouse_click_opens_host() -> None:
     async def script(app: PatchbrainApp, pilot: Pilot[None]) -> None:
-        table = app.screen.query_one("#fleet", DataTable)
-        third = names(table)[2]
-        await pilot.click("#fleet", offset=(3, 3))  # header row, then rows 0, 1, 2
+        table = app.screen.query_one("#fleet", HostTable)
+        third = hosts(table)[2]
+        await pilot.click("#fleet", offset=(3, 3))  # header line, then rows 0, 1, 2
         await pilot.click("#fleet", offset=(3, 3))
         await pilot.pause()
         assert isinstance(app.screen, HostDetailScreen)
@@ -261,10 +266,12 @@ def test_keymap_remaps_by_binding_id(tmp_path: Path) -> None:
 
 def test_large_fleet_filters(tmp_path: Path) -> None:
     async def script(app: PatchbrainApp, pilot: Pilot[None]) -> None:
-        table = app.screen.query_one("#fleet", DataTable)
+        table = app.screen.query_one("#fleet", HostTable)
         assert table.row_count == 2000
+        await press(pilot, "end")
+        assert table.cursor == 1999 and table.scroll_offset.y > 1900
         await press(pilot, "slash", *"edge-00199")
-        assert names(table) == ["edge-00199"]
+        assert hosts(table) == ["edge-00199"]
 
     drive(script, FakeBackend(hosts=2000))
 

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from tui import bindings
 from tui.backend import HostDetail, HostRow, Unavailable
 from tui.screens.base import BaseScreen
+from tui.widgets.hosttable import Column, HostTable
 from tui.widgets.risk import risk_label
 
 SORTS = ("group", "name", "risk", "pending")
@@ -45,6 +46,18 @@ def sort_rows(rows: list[HostRow], key: str) -> list[HostRow]:
     return sorted(rows, key=lambda r: (r.group, r.name))
 
 
+COLUMNS = (
+    Column("Host", lambda r: r.name, max_width=20),
+    Column("Group", lambda r: r.group, max_width=12),
+    Column("OS", lambda r: r.os_release, max_width=18),
+    Column("Mgr", lambda r: r.pkg_mgr, max_width=6),
+    Column("Pend", lambda r: "?" if r.pending is None else str(r.pending), max_width=4),
+    Column("Risk", lambda r: risk_label(r.highest_risk), max_width=9),
+    Column("Posture", _posture, max_width=24),
+    Column("Last", lambda r: r.last_outcome or "-", max_width=10),
+)
+
+
 class FleetScreen(BaseScreen):
     """Every host, grouped; `/` filters, `s` sorts, Enter opens the host."""
 
@@ -53,6 +66,7 @@ class FleetScreen(BaseScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[HostRow] = []
+        self.shown: list[HostRow] = []
         self.sort_key = "group"
         self.needle = ""
 
@@ -60,24 +74,15 @@ class FleetScreen(BaseScreen):
         yield Header()
         yield Static("", id="notice")
         yield Input(placeholder="filter: name, group, OS, posture…  (Enter keeps, Esc clears)", id="filter")
-        yield DataTable(id="fleet", cursor_type="row", zebra_stripes=True)
+        yield HostTable(COLUMNS, id="fleet")
         yield Static("", id="status", classes="status")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = "Fleet"
         self.query_one("#filter", Input).display = False
-        table = self.query_one("#fleet", DataTable)
-        table.add_column("Host", key="host")
-        table.add_column("Group", key="group")
-        table.add_column("OS", key="os")
-        table.add_column("Mgr", key="mgr")
-        table.add_column("Pend", key="pending")
-        table.add_column("Risk", key="risk")
-        table.add_column("Posture", key="posture")
-        table.add_column("Last", key="last")
         self.action_reload()
-        table.focus()
+        self.query_one("#fleet", HostTable).focus()
 
     def action_reload(self) -> None:
         try:
@@ -94,25 +99,11 @@ class FleetScreen(BaseScreen):
         return sort_rows(rows, self.sort_key)
 
     def refill(self) -> None:
-        table = self.query_one("#fleet", DataTable)
-        table.clear()
-        shown = self.visible()
-        # row keys are the host names, so Enter finds the host whatever the sort
-        for r in shown:
-            table.add_row(
-                r.name,
-                r.group,
-                r.os_release,
-                r.pkg_mgr,
-                "?" if r.pending is None else str(r.pending),
-                risk_label(r.highest_risk),
-                _posture(r),
-                r.last_outcome or "-",
-                key=r.name,
-            )
+        self.shown = self.visible()
+        self.query_one("#fleet", HostTable).set_rows(self.shown)
         filt = f"  filter '{self.needle}'" if self.needle else ""
         self.query_one("#status", Static).update(
-            f"{len(shown)} of {len(self.rows)} hosts  sort: {self.sort_key}{filt}"
+            f"{len(self.shown)} of {len(self.rows)} hosts  sort: {self.sort_key}{filt}"
         )
 
     def action_filter(self) -> None:
@@ -125,7 +116,7 @@ class FleetScreen(BaseScreen):
         self.refill()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one("#fleet", DataTable).focus()
+        self.query_one("#fleet", HostTable).focus()
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -133,18 +124,15 @@ class FleetScreen(BaseScreen):
         box.display = False
         self.needle = ""
         self.refill()
-        self.query_one("#fleet", DataTable).focus()
+        self.query_one("#fleet", HostTable).focus()
 
     def action_sort(self) -> None:
         self.sort_key = SORTS[(SORTS.index(self.sort_key) + 1) % len(SORTS)]
         self.refill()
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        name = event.row_key.value
-        if name is None:
-            return
+    def on_host_table_selected(self, event: HostTable.Selected) -> None:
         try:
-            detail = self.backend.host_detail(name)
+            detail = self.backend.host_detail(event.host)
         except Unavailable as exc:
             self.notify(str(exc), severity="error")
             return
