@@ -75,7 +75,7 @@ class PlanEntry:
     package: str
     candidate: str
     hosts: int
-    risk: float
+    risk: float | None
     cves: tuple[str, ...]
     kev: bool
     explanation: tuple[str, ...]

@@ -34,8 +34,10 @@ def test_missing_inventory_is_said(pb_home: Path) -> None:
 def test_not_landed_parts_refuse_instead_of_inventing(pb_home: Path) -> None:
     backend = RealBackend(inventory=REPO / "inventory" / "example-fleet.yml")
     assert backend.current_plan() is None and backend.approvals() == []
-    with pytest.raises(Unavailable, match="planner"):
+    with pytest.raises(Unavailable, match="no discovery on record"):
         backend.create_plan()
+    with pytest.raises(Unavailable, match="approvals"):
+        backend.approve("p1", "alice")
 
 
 def test_audit_screen_shows_chain_and_its_break(pb_home: Path) -> None:
@@ -71,3 +73,72 @@ def test_model_screen_shows_the_active_bundle(pb_home: Path) -> None:
     shares = [v for _n, v in info.top_features]
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1.0 + 1e-9
     assert any(name == "AP ratio to CVSS" for name, _v in info.metrics)
+
+
+def _discovery(pb_home: Path) -> None:
+    from patchbrain.journal import Journal
+
+    host = {
+        "host": "web-01",
+        "pkg_mgr": "apt",
+        "os_family": "Debian",
+        "distribution": "Debian",
+        "release": "12",
+        "installed": {},
+        "reboot_required": False,
+        "problems": [],
+    }
+    docs = []
+    for name in ("web-01", "web-02", "db-01"):
+        pending = [{"host": name, "package": "openssl", "installed": "3.0.14-1", "candidate": "3.0.15-1"}]
+        pending[0]["pkg_mgr"] = "apt"
+        pending[0]["cves"] = ["CVE-2024-5535"]
+        if name == "db-01":
+            pending.append({**pending[0], "package": "tzdata", "candidate": "2024b-0", "cves": []})
+        docs.append({**host, "host": name, "pending": pending})
+    Journal(Store()).add_discovery(
+        inventory=str(pb_home / "inv.yml"), artifacts="-", document={"hosts": docs}
+    )
+
+
+def test_plan_from_the_latest_discovery_and_rollout_hooks(
+    pb_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import patchbrain.executor.rollout as ex
+    from patchbrain.executor.events import TaskChanged
+
+    _discovery(pb_home)
+    backend = RealBackend(inventory=pb_home / "inv.yml")
+    view = backend.create_plan()
+    assert [(e.package, e.hosts, e.cves) for e in view.entries] == [
+        ("openssl", 3, ("CVE-2024-5535",)),
+        ("tzdata", 1, ()),
+    ]
+    assert view.entries[0].risk is None and "not scored" in view.entries[0].explanation[-1]
+    assert (pb_home / "plans" / f"{view.plan_id}.yaml").is_file()
+    assert [len(w.hosts) for w in view.waves] == [1, 1, 1]
+    (pb_home / "inv.yml").write_text("all:\n  hosts:\n    web-01: {}\n    web-02: {}\n    db-01: {}\n")
+
+    def fake_rollout(plan, *, inventory, store, hooks, options):  # the executor's hook contract
+        canary = plan.waves[0][0]
+        hooks.on_wave_state(0, "running")
+        hooks.on_host_state(canary, "running", "")
+        hooks.on_event(TaskChanged("id", 7, canary, "Upgrade planned packages", "apt", "Patch", None))
+        hooks.on_host_state(canary, "restored", "rolled back")
+        hooks.on_wave_state(0, "halted")
+        outcome = ex.WaveOutcome(
+            plan.plan_id, 0, pb_home, (ex.HostResult(canary, "restored", {}, {}, {}, None),), {}, {}, {}
+        )
+        halt = ex.Halt("failures", "canary failed")
+        return ex.RolloutResult(plan.plan_id, "halted", (outcome,), halt)
+
+    monkeypatch.setattr(ex, "rollout", fake_rollout)
+    seen: list[object] = []
+    end = backend.rollout(view.plan_id, seen.append, lambda: False)
+    assert (
+        end.state == "halted" and end.reason == "canary failed" and end.restored == (view.waves[0].hosts[0],)
+    )
+    kinds = [type(e).__name__ for e in seen]
+    assert kinds == ["WaveState", "HostState", "TaskEvent", "HostState", "WaveState"]
+    task = seen[2]
+    assert task.wave == 1 and task.status == "changed" and task.raw["counter"] == 7  # type: ignore[attr-defined]

@@ -20,7 +20,8 @@ from tui.widgets.risk import risk_bar
 def explain(entry: PlanEntry) -> Text:
     """The prioritizer's reasons for one entry, in words."""
     text = Text.assemble((f"#{entry.rank} {entry.package} {entry.candidate}\n", "bold"))
-    text.append(f"risk {entry.risk:.2f} on {entry.hosts} hosts")
+    risk = "not scored" if entry.risk is None else f"risk {entry.risk:.2f}"
+    text.append(f"{risk} on {entry.hosts} hosts")
     if entry.kev:
         text.append("  KEV: known exploited", style="bold red")
     text.append("\nCVEs: " + (", ".join(entry.cves) or "none") + "\n")
