@@ -94,12 +94,12 @@ class FleetScreen(BaseScreen):
             self.notice("")
         self.refill()
 
-    def visible(self) -> list[HostRow]:
+    def visible_rows(self) -> list[HostRow]:
         rows = [r for r in self.rows if matches(r, self.needle)] if self.needle else self.rows
         return sort_rows(rows, self.sort_key)
 
     def refill(self) -> None:
-        self.shown = self.visible()
+        self.shown = self.visible_rows()
         self.query_one("#fleet", HostTable).set_rows(self.shown)
         filt = f"  filter '{self.needle}'" if self.needle else ""
         self.query_one("#status", Static).update(

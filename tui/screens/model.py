@@ -40,8 +40,8 @@ class ModelScreen(BaseScreen):
         feats.add_column("Share", justify="right")
         feats.add_column("")
         top = max((v for _n, v in info.top_features), default=1.0) or 1.0
-        for name, value in info.top_features:
-            feats.add_row(name, f"{value:.2f}", "█" * max(1, round(20 * value / top)))
+        for feature, share in info.top_features:
+            feats.add_row(feature, f"{share:.2f}", "█" * max(1, round(20 * share / top)))
         outer = Table.grid()
         outer.add_row(grid)
         outer.add_row("")

@@ -19,6 +19,7 @@ from tui.backend import (
     PlanView,
     Refused,
     RolloutEnd,
+    RolloutEvent,
     TaskEvent,
     Unavailable,
     WaveState,
@@ -120,12 +121,12 @@ class RolloutScreen(BaseScreen):
     def run_rollout(self, plan_id: str) -> None:
         """Runs in a thread; only posts messages. Ansible's output stays in the artifacts (quiet)."""
         worker = get_current_worker()
+
+        def emit(event: RolloutEvent) -> None:
+            self.post_message(RolloutProgress(event))
+
         try:
-            end = self.backend.rollout(
-                plan_id,
-                emit=lambda event: self.post_message(RolloutProgress(event)),
-                cancel=lambda: worker.is_cancelled,
-            )
+            end = self.backend.rollout(plan_id, emit=emit, cancel=lambda: worker.is_cancelled)
         except (Refused, Unavailable) as exc:
             end = RolloutEnd(plan_id, "failed", str(exc))
         self.post_message(RolloutFinished(end))

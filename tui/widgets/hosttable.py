@@ -92,12 +92,11 @@ class HostTable(ScrollView, can_focus=True):
         width = self.size.width
         if y == 0:  # the header stays put
             header = self._cells([Text(c.title, style="bold") for c in self.columns])
-            segs = list(header.render(self.app.console))
-            return self._fit(Strip(segs), scroll_x, width)
+            return self._fit(Strip(list(header.render(self.app.console))), scroll_x, width)
         index = scroll_y + y - 1
         if index >= len(self.rows):
             return Strip.blank(width, self.rich_style)
-        segs = self._cache.get(index)
+        segs: list[Segment] | None = self._cache.get(index)
         if segs is None:
             segs = list(
                 self._cells([c.cell(self.rows[index]) for c in self.columns]).render(self.app.console)
