@@ -34,6 +34,7 @@ from tui.backend import (
     PendingView,
     PlanEntry,
     PlanView,
+    PostureSource,
     Refused,
     RolloutEnd,
     RolloutEvent,
@@ -95,7 +96,41 @@ class RealBackend:
         found = self._discovery()
         self._discovered = found[1] if found else {}
         self._hosts = {h.name: h for h in hosts}
-        return [_row(h, self._discovered.get(h.name)) for h in hosts]
+        outcome, posture = self._last_rollout()
+        simulated = self._inventory is None  # the lab's hosts: SELinux is a shim there (LAB-NOTES)
+        rows = []
+        for h in hosts:
+            row = _row(h, self._discovered.get(h.name))
+            selinux, firewall = posture.get(h.name, ("?", "?"))
+            source: PostureSource = "unknown"
+            if h.name in posture:
+                source = "simulated" if simulated else "real"
+            rows.append(
+                dataclasses.replace(
+                    row,
+                    last_outcome=outcome.get(h.name, ""),
+                    selinux=selinux,
+                    firewall=firewall,
+                    posture_source=source,
+                )
+            )
+        return rows
+
+    def _last_rollout(self) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+        """Host states of the latest plan run, and each host's latest posture snapshot (post, else pre)."""
+        journal = Journal(self.store())
+        ids = journal.plan_ids(1)
+        record = journal.plan(ids[0]) if ids else None
+        if record is None:
+            return {}, {}
+        posture: dict[str, tuple[str, str]] = {}
+        for wave in record.waves:
+            docs = journal.snapshots(record.plan_id, wave.wave, "post") or journal.snapshots(
+                record.plan_id, wave.wave, "pre"
+            )
+            for host, doc in docs.items():
+                posture[host] = posture_summary(host, doc)
+        return dict(record.hosts), posture
 
     def host_detail(self, name: str) -> HostDetail:
         host = self._hosts.get(name)
@@ -224,6 +259,29 @@ class RealBackend:
         except PatchbrainError as exc:
             raise Unavailable(f"no usable model: {exc}") from exc
         return model_info(bundle.bundle_id, bundle.metadata, bundle.booster)
+
+
+def posture_summary(host: str, doc: Any) -> tuple[str, str]:
+    """(SELinux runtime mode, `fw drop` or `fw accept`: the input base chains' policy) from a snapshot."""
+    from patchbrain.posture.snapshot import parse_document
+
+    try:
+        snap = parse_document(doc, host=host)
+    except PatchbrainError:
+        return "?", "?"
+    selinux = (snap.selinux.runtime_mode or "?") if snap.selinux is not None else "absent"
+    inputs = [
+        chain
+        for table in snap.ruleset.tables
+        for chain in table.chains
+        if chain.hook == "input" and chain.type == "filter"
+    ]
+    policies = {chain.policy or "accept" for chain in inputs}
+    # a packet must pass every input base chain: one dropping by policy makes the default drop
+    firewall = "fw none" if not policies else ("fw drop" if "drop" in policies else "fw accept")
+    if any(not r.constraints and r.verdict == "accept" for chain in inputs for r in chain.rules):
+        firewall = "fw accept (rule accepts all)"  # an unconditional accept voids a drop policy
+    return selinux, firewall
 
 
 def plan_view(plan: Plan) -> PlanView:

@@ -97,6 +97,12 @@ def test_benign_rollout_through_the_tui(fleet):
     assert set(screen.waves.values()) == {"done"}
     assert all(screen.events.get(h) for h in ("h01", "h02", "h03"))  # live task events per host
     assert plan_versions_installed(fleet, backend)
+    # the fleet screen's data now carries the last outcome and the posture snapshots of the rollout
+    rows = {r.name: r for r in backend.fleet()}
+    for row in rows.values():
+        assert row.last_outcome == "patched", row
+        assert row.posture_source == "simulated" and row.firewall == "fw drop", row
+        assert row.selinux not in ("?", ""), row
 
 
 def plan_versions_installed(lab, backend) -> bool:

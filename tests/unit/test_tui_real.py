@@ -142,3 +142,25 @@ def test_plan_from_the_latest_discovery_and_rollout_hooks(
     assert kinds == ["WaveState", "HostState", "TaskEvent", "HostState", "WaveState"]
     task = seen[2]
     assert task.wave == 1 and task.status == "changed" and task.raw["counter"] == 7  # type: ignore[attr-defined]
+
+
+def test_posture_summary_from_recorded_snapshots() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from posture_helpers import document, fixture
+    finally:
+        sys.path.pop(0)
+    from tui.real import posture_summary
+
+    doc = document(
+        "web1",
+        nft_ruleset=fixture("nft/base.json"),
+        getenforce=fixture("selinux/getenforce_enforcing.txt"),
+    )
+    assert posture_summary("web1", doc) == ("enforcing", "fw drop")
+    opened = document("web1", nft_ruleset=fixture("nft/accept_all.json"))
+    assert posture_summary("web1", opened) == ("absent", "fw accept (rule accepts all)")
+    assert posture_summary("web1", document("web1", nft_ruleset=fixture("nft/empty.json")))[1] == "fw none"
+    assert posture_summary("web1", {"garbage": True})[1] == "?"

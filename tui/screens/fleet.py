@@ -24,7 +24,7 @@ _SELINUX_SHORT = {"enforcing": "enforce", "permissive": "permis", "disabled": "o
 def _posture(row: HostRow) -> Text:
     """`enforce|fw drop` then `sim` when the SELinux side is a shim; a weak firewall in red and capitals."""
     tag = {"real": "", "simulated": " sim", "unknown": " ?"}[row.posture_source]
-    weak = "accept" in row.firewall.lower()
+    weak = "accept" in row.firewall.lower()  # "fw accept", "fw accept (rule accepts all)"
     selinux = _SELINUX_SHORT.get(row.selinux, row.selinux)
     firewall = Text(row.firewall.upper() if weak else row.firewall, style="bold red" if weak else "")
     return Text(f"{selinux}|") + firewall + Text(tag, style="dim")
