@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from patchbrain.cli.common import add_json, print_json
+from patchbrain.cli.common import add_inventory, add_json, print_json, resolve_inventory
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,12 +43,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--output", type=Path, required=True, metavar="FILE.csv")
     s.set_defaults(func=_score)
 
-    e = msub.add_parser("explain", help="why a CVE scores as it does, from the model's contributions")
-    e.add_argument("cve", metavar="CVE")
+    e = msub.add_parser(
+        "explain",
+        help="why a CVE scores as it does (model contributions), or why a host's updates rank as they do",
+    )
+    e.add_argument("target", metavar="CVE|HOST", help="a CVE id, or an inventory host name")
     e.add_argument(
-        "--nvd", type=Path, action="append", default=[], metavar="PATH", help="where to find the CVE"
+        "--nvd", type=Path, action="append", default=[], metavar="PATH", help="where to find the CVE(s)"
     )
     e.add_argument("--cve5", type=Path, action="append", default=[], metavar="PATH")
+    add_inventory(e)
+    e.add_argument(
+        "--discovery",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="HOST: the pending updates, a `patchbrain discover --json` document",
+    )
+    e.add_argument(
+        "--kev",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="HOST: KEV catalog (default: the one loaded with `patchbrain feeds load`)",
+    )
     e.add_argument(
         "--model", type=Path, default=None, metavar="DIR", help="bundle (default: the active model)"
     )
@@ -226,11 +244,13 @@ def _explain(args: argparse.Namespace) -> int:
     from patchbrain.feeds.common import CVE_ID_RE
     from patchbrain.prioritizer.explain import explain_records
 
-    cve = args.cve.strip().upper()
-    if not CVE_ID_RE.match(cve):
-        raise BadInput(f"not a CVE id: {args.cve[:40]!r}", field="CVE")
     if not 1 <= args.top <= 50:
         raise BadInput("must be 1..50", field="--top")
+    cve = args.target.strip().upper()
+    if not CVE_ID_RE.match(cve):
+        if cve.startswith("CVE-"):
+            raise BadInput(f"not a CVE id: {args.target[:40]!r}", field="CVE")
+        return _explain_host(args)
     record = _find_record(cve, args.nvd, args.cve5)
     if record is None:
         raise BadInput(
@@ -248,6 +268,98 @@ def _explain(args: argparse.Namespace) -> int:
         sign = "+" if c.log_odds > 0 else "-"
         print(f"  {sign} {c.text}  [{c.log_odds:+.3f} log-odds]")
     return 0
+
+
+def _explain_host(args: argparse.Namespace) -> int:
+    """`model explain HOST`: the host's weight, its riskiest pending updates and the CVEs that carry them."""
+    import dataclasses
+
+    from patchbrain.errors import BadInput
+    from patchbrain.inventory import load_hosts
+    from patchbrain.prioritizer.discovery_input import read_discovery
+    from patchbrain.prioritizer.predict import score_records
+    from patchbrain.prioritizer.priority import HostContext, explain_host
+
+    name = args.target
+    if args.discovery is None:
+        raise BadInput(
+            "explaining a host needs its pending updates: give --discovery FILE "
+            "(the output of `patchbrain discover --json`)",
+            source=name,
+            field="--discovery",
+        )
+    hosts = {h.name: h for h in load_hosts(resolve_inventory(args))}
+    host = hosts.get(name)
+    if host is None:
+        raise BadInput("no such host in the inventory", source=name, field="HOST")
+    pending = read_discovery(args.discovery).get(name, [])
+    cve_ids = sorted({c for u in pending for c in u.cves})
+    records, kev_ids = _host_cve_data(cve_ids, args)
+    bundle = _bundle(args.model)
+    known = [records[c] for c in cve_ids if c in records and not records[c].rejected]
+    scores = dict(zip([r.cve_id for r in known], map(float, score_records(bundle, known)), strict=True))
+    exp = explain_host(
+        HostContext.from_host(host),
+        pending,
+        cve_scores=scores,
+        kev_ids=kev_ids,
+        unknown_p=bundle.base_rate,
+        top=args.top,
+    )
+    unknown = [c for c in cve_ids if c not in scores]
+    if args.json:
+        print_json(
+            {
+                "model": bundle.bundle_id,
+                "unknown_cves": unknown,
+                "unknown_p": bundle.base_rate,
+                **dataclasses.asdict(exp),
+            }
+        )
+        return 0
+    print(f"{exp.host}: combined risk {100 * exp.risk:.1f}/100 (model {bundle.bundle_id})")
+    for line in exp.lines:
+        print(f"  {line}")
+    if unknown:
+        print(
+            f"  {len(unknown)} CVE(s) unknown to the feeds scored at the base rate {bundle.base_rate:.4f}: "
+            + ", ".join(unknown[:10])
+            + (" ..." if len(unknown) > 10 else "")
+        )
+    return 0
+
+
+def _host_cve_data(cve_ids: list[str], args: argparse.Namespace) -> tuple[dict[str, Any], set[str]]:
+    """The records of `cve_ids` (from --nvd/--cve5, else the CVE store) and the KEV ids."""
+    from patchbrain import config
+
+    records: dict[str, Any] = {}
+    kev_ids: set[str] = set()
+    store = None
+    if config.db_path().exists():
+        from patchbrain.feeds.cvestore import CveStore
+
+        store = CveStore()
+    if args.nvd or args.cve5:
+        from patchbrain.prioritizer.predict import read_records
+
+        every = read_records(args.nvd, args.cve5)
+        records = {c: every[c] for c in cve_ids if c in every}
+    elif store is not None:
+        for c in cve_ids:
+            rec = store.record(c)
+            if rec is not None:
+                records[c] = rec
+    if args.kev is not None:
+        from patchbrain.errors import BadInput
+        from patchbrain.feeds.kev import load_kev
+
+        if not args.kev.is_file():
+            raise BadInput("no such file", source=str(args.kev), field="--kev")
+        kev_ids = set(load_kev(args.kev))
+    elif store is not None:
+        kev_ids = store.kev_ids()
+    return records, kev_ids
 
 
 def _explanation_dict(exp: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ exploitation up or down. Host explanations say which updates and which CVEs carr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -53,6 +54,12 @@ def _sentence(name: str, value: str, c: float) -> str:
     return f"{words} = {value} {direction} the odds of exploitation {factor:.2f}x"
 
 
+@functools.lru_cache(maxsize=65_536)
+def _value_words(name: str, raw: F.RawValue) -> str:
+    """`describe_value`, cached: the same (feature, value) pairs recur across a batch's rows."""
+    return F.describe_value(name, raw)
+
+
 def contributions(bundle: Bundle, x: FloatArray) -> FloatArray:
     """The (rows x (features + 1)) contribution matrix; the last column is the expected value."""
     if x.shape[0] == 0:
@@ -77,20 +84,27 @@ def explain_rows(
     feats = contrib[:, :-1]
     base = contrib[:, -1]
     raw_scores = contrib.sum(axis=1)
+    scores = 1.0 / (1.0 + np.exp(-raw_scores))
     k = min(top, feats.shape[1])
-    # The k largest |contributions| per row, then ordered by size: argpartition keeps this O(n).
-    idx = np.argpartition(-np.abs(feats), k - 1, axis=1)[:, :k]
+    # The k largest |contributions| per row, ordered by size (ties by feature position), all rows at once:
+    # argpartition keeps this O(n), then a stable sort of only k columns per row.
+    mag = np.abs(feats)
+    part = np.argpartition(-mag, k - 1, axis=1)[:, :k]
+    part.sort(axis=1)
+    order = np.argsort(-np.take_along_axis(mag, part, axis=1), axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1)
+    vals = np.take_along_axis(feats, idx, axis=1)
+    names = F.FEATURE_NAMES
     for r in range(feats.shape[0]):
-        row_idx = sorted(idx[r], key=lambda j: (-abs(feats[r, j]), j))
         items = []
-        for j in row_idx:
-            c = float(feats[r, j])
+        raw = raw_rows[r]
+        for j, c in zip(idx[r].tolist(), vals[r].tolist(), strict=True):
             if c == 0.0:
                 continue
-            name = F.FEATURE_NAMES[j]
-            value = F.describe_value(name, raw_rows[r].get(name))
+            name = names[j]
+            value = _value_words(name, raw.get(name))
             items.append(Contribution(name, value, c, _sentence(name, value, c)))
-        score = _sigmoid(float(raw_scores[r]))
+        score = float(scores[r])
         lead = "; ".join(i.text for i in items[:3]) or "no feature moved the score"
         out.append(
             CveExplanation(

@@ -2,9 +2,10 @@
 
 Only what a record shows at decision time is used (see docs/prioritizer.md, "Leakage"): reference tags and
 domains that NVD adds once exploitation is known ("Exploit", "US Government Resource", exploit-db,
-packetstorm, ...) and the record's last-modified date are never features. Categorical vocabularies are fixed
-when a model is trained (`Vocabularies.fit`) and stored in its bundle, so prediction encodes exactly as
-training did; a value outside the vocabulary maps to code 0 ("other").
+packetstorm, ...) and the record's last-modified date are never features. Vendor, product, CWE and CNA
+enter as priors learnt on the training window (`Vocabularies`: each value's smoothed share of KEV-listed
+CVEs, out-of-fold at training, and its CVE count), stored in the bundle, so prediction encodes exactly as
+training did; a value the window did not see often enough gets the base rate and a count of 0.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy.typing as npt
 
 from patchbrain.feeds.records import CveRecord
 
-Kind = Literal["num", "cat"]
+Kind = Literal["num", "rate", "count"]
 OTHER = "(other)"
 
 
@@ -222,7 +223,23 @@ _DESC_RES = tuple((name, re.compile(rx), words) for name, rx, words in _DESC_SIG
 _CWE_RE = re.compile(r"^CWE-\d+$")
 _CVE_YEAR_RE = re.compile(r"^CVE-(\d{4})-\d+$")
 
-CATEGORICAL = ("vendor", "product", "cwe", "assigner")
+# Keys with a prior learnt on the training window: the smoothed share of KEV-listed CVEs among the
+# window's CVEs with that key ("rate" features, out-of-fold at training), and how many CVEs had it ("count").
+KEYS = ("vendor", "product", "cwe", "assigner")
+_KEYED: dict[str, tuple[str, str]] = {
+    "vendor_kev_rate": ("vendor", "rate"),
+    "product_kev_rate": ("product", "rate"),
+    "cwe_kev_rate": ("cwe", "rate"),
+    "assigner_kev_rate": ("assigner", "rate"),
+    "vendor_cves": ("vendor", "count"),
+    "product_cves": ("product", "count"),
+}
+# where each table's values come from in a raw row; vendors and products may be several (the max counts)
+_TABLE_SOURCE = {"vendor": "vendors", "product": "products", "cwe": "cwe", "assigner": "assigner"}
+_MULTI = frozenset({"vendor", "product"})
+MIN_KEY_COUNT = 3  # a key seen fewer times in the training window is "unknown": the base rate, 0 CVEs
+SMOOTHING = 20.0  # pseudo-CVEs at the base rate added to every key's counts
+FOLDS = 5  # out-of-fold encoding of the rates at training (row i is in fold i % FOLDS)
 
 
 def _build_features() -> tuple[Feature, ...]:
@@ -234,10 +251,14 @@ def _build_features() -> tuple[Feature, ...]:
     f += [Feature(f"cvss3_{k}", "num", 1, f"CVSS v3 {w}") for k, w in _V3_WORDS.items()]
     f += [Feature(f"cvss2_{k}", "num", 1, f"CVSS v2 {w}") for k, w in _V2_WORDS.items()]
     f += [
-        Feature("vendor", "cat", 0, "vendor"),
-        Feature("product", "cat", 0, "product"),
-        Feature("cwe", "cat", 0, "weakness (CWE)"),
-        Feature("assigner", "cat", 0, "assigning CNA"),
+        Feature("vendor_kev_rate", "rate", 0, "vendor (its share of KEV-listed CVEs in the training years)"),
+        Feature(
+            "product_kev_rate", "rate", 0, "product (its share of KEV-listed CVEs in the training years)"
+        ),
+        Feature("cwe_kev_rate", "rate", 0, "weakness (CWE; its share of KEV-listed CVEs in training)"),
+        Feature("assigner_kev_rate", "rate", 0, "assigning CNA (its share of KEV-listed CVEs in training)"),
+        Feature("vendor_cves", "count", 0, "vendor (how many CVEs it had in the training years)"),
+        Feature("product_cves", "count", 0, "product (how many CVEs it had in the training years)"),
         Feature("n_cwes", "num", 0, "number of CWEs"),
         Feature("n_cpes", "num", 0, "number of affected configurations (CPEs)"),
         Feature("n_vendors", "num", 0, "number of affected vendors"),
@@ -269,7 +290,10 @@ FEATURES: tuple[Feature, ...] = _build_features()
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 FEATURE_INDEX: dict[str, int] = {n: i for i, n in enumerate(FEATURE_NAMES)}
 MONOTONE: tuple[int, ...] = tuple(f.monotone for f in FEATURES)
-CATEGORICAL_INDICES: tuple[int, ...] = tuple(FEATURE_INDEX[c] for c in CATEGORICAL)
+# LightGBM categorical features: none. Vendor, product, CWE and CNA enter as learnt priors instead, which
+# measured better on both temporal checks (docs/prioritizer.md) and need no vocabulary cut-off.
+CATEGORICAL: tuple[str, ...] = ()
+CATEGORICAL_INDICES: tuple[int, ...] = ()
 
 RawValue = float | str | None
 
@@ -361,11 +385,19 @@ def extract(record: CveRecord) -> dict[str, RawValue]:
         raw[f"cvss2_{k}"] = float(v2[k]) if k in v2 else None
 
     parts = [p for p in (_cpe_parts(c) for c in record.cpes) if p is not None]
-    raw["vendor"] = _most_common(v for _, v, _ in parts)
-    raw["product"] = _most_common(f"{v}:{p}" for _, v, p in parts)
+    keys: dict[str, str | None] = {
+        "vendor": _most_common(v for _, v, _ in parts),
+        "product": _most_common(f"{v}:{p}" for _, v, p in parts),
+    }
     cwes = [c for c in record.cwes if _CWE_RE.match(c)]
-    raw["cwe"] = cwes[0] if cwes else (record.cwes[0] if record.cwes else None)
-    raw["assigner"] = normalize_assigner(record.assigner)
+    keys["cwe"] = cwes[0] if cwes else (record.cwes[0] if record.cwes else None)
+    keys["assigner"] = normalize_assigner(record.assigner)
+    raw.update(keys)
+    # every vendor and product named by the CPEs (space-separated: CPE fields hold no unescaped spaces)
+    raw["vendors"] = " ".join(sorted({v for _, v, _ in parts if v})) or None
+    raw["products"] = " ".join(sorted({f"{v}:{p}" for _, v, p in parts if v and p})) or None
+    for name, (key, _) in _KEYED.items():
+        raw[name] = raw[_TABLE_SOURCE[key]]  # the key(s): `encode` maps them through the window's tables
     raw["n_cwes"] = float(len(record.cwes))
     raw["n_cpes"] = math.log1p(len(record.cpes))
     raw["n_vendors"] = float(len({v for _, v, _ in parts}))
@@ -408,52 +440,134 @@ def extract(record: CveRecord) -> dict[str, RawValue]:
     return raw
 
 
+KeyTable = dict[str, tuple[int, int]]  # key -> (KEV-listed CVEs, CVEs) in the training window
+
+
+def _split(key: str, value: str) -> list[str]:
+    return value.split() if key in _MULTI else [value]
+
+
+def key_table(rows: Sequence[Mapping[str, RawValue]], labels: npt.ArrayLike, key: str) -> KeyTable:
+    """(positives, count) per value of `key` among `rows`, for values seen at least MIN_KEY_COUNT times."""
+    y = np.asarray(labels, dtype=np.float64)
+    pos: Counter[str] = Counter()
+    n: Counter[str] = Counter()
+    source = _TABLE_SOURCE[key]
+    for row, label in zip(rows, y, strict=True):
+        value = row.get(source)
+        if value is None:
+            continue
+        for v in _split(key, str(value)):
+            n[v] += 1
+            pos[v] += int(label > 0)
+    return {v: (pos[v], c) for v, c in sorted(n.items()) if c >= MIN_KEY_COUNT}
+
+
 @dataclasses.dataclass(frozen=True)
 class Vocabularies:
-    """Per categorical feature, the ordered values known at training; code = position + 1, 0 = other."""
+    """What encoding learns from the training window: per key (vendor, product, CWE, CNA) the KEV-listed
+    and total CVE counts of each value seen at least MIN_KEY_COUNT times, and the window's base rate."""
 
-    values: dict[str, tuple[str, ...]]
-
-    @classmethod
-    def fit(
-        cls, rows: Sequence[Mapping[str, RawValue]], *, min_count: int = 10, max_size: int = 250
-    ) -> Vocabularies:
-        """The values seen at least `min_count` times (at most `max_size`, most frequent first)."""
-        out: dict[str, tuple[str, ...]] = {}
-        for name in CATEGORICAL:
-            counts = Counter(str(r[name]) for r in rows if r.get(name) is not None)
-            ranked = sorted((v for v, c in counts.items() if c >= min_count), key=lambda v: (-counts[v], v))
-            out[name] = tuple(ranked[:max_size])
-        return cls(out)
-
-    def to_json(self) -> dict[str, list[str]]:
-        return {k: list(v) for k, v in self.values.items()}
+    tables: dict[str, KeyTable]
+    prior: float
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Sequence[str]]) -> Vocabularies:
-        missing = [c for c in CATEGORICAL if c not in data]
-        if missing:
-            raise ValueError(f"vocabularies lack {missing}")
-        return cls({k: tuple(str(x) for x in data[k]) for k in CATEGORICAL})
+    def fit(cls, rows: Sequence[Mapping[str, RawValue]], labels: npt.ArrayLike) -> Vocabularies:
+        y = np.asarray(labels, dtype=np.float64)
+        prior = float(y.mean()) if len(y) else 0.0
+        return cls({k: key_table(rows, y, k) for k in KEYS}, prior)
 
-    def lookup(self) -> dict[str, dict[str, int]]:
-        return {k: {v: i + 1 for i, v in enumerate(vals)} for k, vals in self.values.items()}
+    def to_json(self) -> dict[str, object]:
+        return {
+            "prior": self.prior,
+            "tables": {k: {v: list(pc) for v, pc in t.items()} for k, t in self.tables.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Vocabularies:
+        tables = data.get("tables")
+        prior = data.get("prior")
+        if not isinstance(tables, Mapping) or isinstance(prior, bool) or not isinstance(prior, int | float):
+            raise ValueError("vocabularies need a prior and tables")
+        if not 0.0 <= float(prior) <= 1.0:
+            raise ValueError("the prior must be in [0, 1]")
+        out: dict[str, KeyTable] = {}
+        for k in KEYS:
+            t = tables.get(k)
+            if not isinstance(t, Mapping):
+                raise ValueError(f"vocabularies lack the {k} table")
+            table: KeyTable = {}
+            for v, pc in t.items():
+                if not (isinstance(pc, list) and len(pc) == 2 and all(type(i) is int for i in pc)):
+                    raise ValueError(f"bad counts for {k} {v!r:.40}")
+                if not 0 <= pc[0] <= pc[1]:
+                    raise ValueError(f"bad counts for {k} {v!r:.40}")
+                table[str(v)] = (pc[0], pc[1])
+            out[k] = table
+        return cls(out, float(prior))
+
+    def rate(self, key: str, value: str) -> float:
+        """The smoothed share of KEV-listed CVEs among the window's CVEs with this value (the highest of
+        a record's vendors or products)."""
+        table = self.tables[key]
+        best = -1.0
+        for v in _split(key, value):
+            pos, n = table.get(v, (0, 0))
+            best = max(best, (pos + SMOOTHING * self.prior) / (n + SMOOTHING))
+        return best
+
+    def count(self, key: str, value: str) -> float:
+        """log(1 + the window's CVEs with this value), the most of a record's vendors or products."""
+        table = self.tables[key]
+        return math.log1p(max(table.get(v, (0, 0))[1] for v in _split(key, value)))
 
 
 def encode(rows: Sequence[Mapping[str, RawValue]], vocab: Vocabularies) -> npt.NDArray[np.float64]:
-    """The feature matrix (rows x FEATURES, float64; missing = NaN, categoricals as integer codes)."""
-    lookup = vocab.lookup()
+    """The feature matrix (rows x FEATURES, float64; missing = NaN, keyed features through `vocab`)."""
     x = np.full((len(rows), len(FEATURES)), np.nan, dtype=np.float64)
+    cache: dict[tuple[str, str], float] = {}
     for i, row in enumerate(rows):
         for j, feat in enumerate(FEATURES):
             value = row.get(feat.name)
             if value is None:
                 continue
-            if feat.kind == "cat":
-                x[i, j] = float(lookup[feat.name].get(str(value), 0))
-            else:
+            if feat.kind == "num":
                 x[i, j] = float(value)
+                continue
+            key, what = _KEYED[feat.name]
+            ck = (feat.name, str(value))
+            got = cache.get(ck)
+            if got is None:
+                got = vocab.rate(key, str(value)) if what == "rate" else vocab.count(key, str(value))
+                cache[ck] = got
+            x[i, j] = got
     return x
+
+
+def encode_training(
+    rows: Sequence[Mapping[str, RawValue]], labels: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], Vocabularies]:
+    """The training matrix and the vocabularies to store. A row's KEV rates come from the tables of the
+    other folds only (out-of-fold), so no row sees its own label; counts and every other feature are
+    exactly `encode`'s."""
+    y = np.asarray(labels, dtype=np.float64)
+    vocab = Vocabularies.fit(rows, y)
+    x = encode(rows, vocab)
+    fold = np.arange(len(rows)) % FOLDS
+    rate_cols = [(j, _KEYED[f.name][0]) for j, f in enumerate(FEATURES) if f.kind == "rate"]
+    for k in range(FOLDS):
+        inside = np.flatnonzero(fold == k).tolist()
+        outside = np.flatnonzero(fold != k)
+        if len(inside) == 0:
+            continue
+        part = Vocabularies.fit([rows[i] for i in outside.tolist()], y[outside])
+        part = Vocabularies(part.tables, vocab.prior)  # one base rate for every fold
+        for j, key in rate_cols:
+            for i in inside:
+                value = rows[i].get(FEATURES[j].name)
+                if value is not None:
+                    x[i, j] = part.rate(key, str(value))
+    return x, vocab
 
 
 def matrix(records: Sequence[CveRecord], vocab: Vocabularies) -> npt.NDArray[np.float64]:
@@ -466,7 +580,7 @@ def describe_value(name: str, raw: RawValue) -> str:
     if raw is None:
         return "missing"
     feat = FEATURES[FEATURE_INDEX[name]]
-    if feat.kind == "cat":
+    if feat.kind != "num":
         return str(raw)
     if name.startswith("cvss3_") and name[6:] in _V3:
         inv = {v: k for k, v in _V3[name[6:]].items()}

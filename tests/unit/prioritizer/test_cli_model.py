@@ -178,3 +178,131 @@ def test_train_cli_on_the_sample(tmp_path, pb_home, sample_bundle_dir):
     assert code == 0
     # the CLI trains with the same defaults as the library: identical bytes (deterministic training)
     assert (out / "model.txt").read_bytes() == (sample_bundle_dir / "model.txt").read_bytes()
+
+
+def _host_inputs(tmp_path, records, kev_ids, *, name="web1", criticality=5):
+    """An inventory with two hosts and a discovery document: two pending updates on `name`, one on db1."""
+    kev_rec = next(r for r in records if r.cve_id in kev_ids and not r.rejected)
+    plain = [r for r in records if r.cve_id not in kev_ids and not r.rejected][:3]
+    inv = tmp_path / f"inv-{name}.yml"
+    inv.write_text(
+        "all:\n  hosts:\n"
+        f"    {name}:\n      ansible_host: 192.0.2.10\n      patchbrain_criticality: {criticality}\n"
+        "      patchbrain_exposure: 4\n"
+        "    db1:\n      ansible_host: 192.0.2.11\n"
+    )
+    doc = {
+        "hosts": [
+            {
+                "host": name,
+                "pkg_mgr": "apt",
+                "pending": [
+                    {
+                        "package": "libfoo1",
+                        "installed": "1.0-1",
+                        "candidate": "1.0-2",
+                        "cves": [plain[0].cve_id, plain[1].cve_id],
+                    },
+                    {
+                        "package": "openssl",
+                        "installed": "3.0.1-1",
+                        "candidate": "3.0.1-2",
+                        "cves": [kev_rec.cve_id],
+                    },
+                    {"package": "tzdata", "installed": "2024a-1", "candidate": "2024b-1", "cves": []},
+                ],
+            },
+            {
+                "host": "db1",
+                "pkg_mgr": "dnf",
+                "pending": [
+                    {"package": "bash", "installed": None, "candidate": "5.1-2", "cves": [plain[2].cve_id]}
+                ],
+            },
+        ]
+    }
+    disc = tmp_path / f"discovery-{name}.json"
+    disc.write_text(json.dumps(doc))
+    return inv, disc, kev_rec
+
+
+def _explain_host_json(capsys, name, inv, disc, bundle_dir):
+    code = cli.main(
+        [
+            "model",
+            "explain",
+            name,
+            "-i",
+            str(inv),
+            "--discovery",
+            str(disc),
+            "--nvd",
+            str(NVD_SAMPLE),
+            "--kev",
+            str(KEV_SAMPLE),
+            "--model",
+            str(bundle_dir),
+            "--json",
+        ]
+    )
+    assert code == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_explain_host_ranks_the_kev_update_first(
+    tmp_path, sample_bundle_dir, sample_records, sample_kev, capsys, pb_home
+):
+    inv, disc, kev_rec = _host_inputs(tmp_path, sample_records, sample_kev)
+    out = _explain_host_json(capsys, "web1", inv, disc, sample_bundle_dir)
+    assert out["host"] == "web1" and out["criticality"] == 5 and out["exposure"] == 4
+    packages = [u["package"] for u in out["updates"]]
+    assert packages[0] == "openssl" and set(packages) == {"openssl", "libfoo1", "tzdata"}  # db1's not here
+    assert out["updates"][0]["kev_cves"] == [kev_rec.cve_id]
+    assert "known exploited" in out["lines"][1] and out["unknown_cves"] == []
+    # a less critical host never has a higher risk; renaming the host changes nothing but its name
+    inv2, disc2, _ = _host_inputs(tmp_path, sample_records, sample_kev, name="renamed", criticality=1)
+    low = _explain_host_json(capsys, "renamed", inv2, disc2, sample_bundle_dir)
+    assert low["risk"] <= out["risk"]
+    inv3, disc3, _ = _host_inputs(tmp_path, sample_records, sample_kev, name="other-name")
+    same = _explain_host_json(capsys, "other-name", inv3, disc3, sample_bundle_dir)
+    assert same["risk"] == out["risk"] and same["updates"][0]["risk"] == out["updates"][0]["risk"]
+
+
+def test_explain_host_text_and_bad_inputs(
+    tmp_path, sample_bundle_dir, sample_records, sample_kev, capsys, pb_home
+):
+    inv, disc, _ = _host_inputs(tmp_path, sample_records, sample_kev)
+    base = [
+        "-i",
+        str(inv),
+        "--nvd",
+        str(NVD_SAMPLE),
+        "--kev",
+        str(KEV_SAMPLE),
+        "--model",
+        str(sample_bundle_dir),
+    ]
+    assert cli.main(["model", "explain", "web1", "--discovery", str(disc), *base]) == 0
+    text = capsys.readouterr().out
+    assert "web1: combined risk" in text and "openssl 3.0.1-2: risk" in text
+    assert cli.main(["model", "explain", "web1", *base]) == 2  # no --discovery
+    assert cli.main(["model", "explain", "nosuch", "--discovery", str(disc), *base]) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "hosts": [
+                    {
+                        "host": "web1",
+                        "pkg_mgr": "apt",
+                        "pending": [
+                            {"package": "x; rm -rf /", "installed": "1", "candidate": "2", "cves": []}
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    assert cli.main(["model", "explain", "web1", "--discovery", str(bad), *base]) == 2
+    err = capsys.readouterr().err
+    assert "hosts[0].pending[0].package" in err

@@ -30,7 +30,7 @@ def test_cvss_baseline_prefers_v3_and_slices_partition():
         {"cvss3_score": None, "cvss2_score": 5.0, "vendor": "microsoft", "product": "microsoft:windows_10"},
         {"cvss3_score": None, "cvss2_score": None, "vendor": None, "product": None},
     ]
-    vocab = F.Vocabularies({"vendor": (), "product": (), "cwe": (), "assigner": ()})
+    vocab = F.Vocabularies({"vendor": {}, "product": {}, "cwe": {}, "assigner": {}}, 0.0)
     x = F.encode(rows, vocab)
     base = E.cvss_baseline(x)
     assert base[0] > 9.8 and base[1] == 5.0 and base[2] == 0.0

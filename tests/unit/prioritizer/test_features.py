@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import math
 
 import numpy as np
@@ -48,7 +49,8 @@ def test_feature_list_is_ordered_unique_and_constrained_only_on_severity():
     assert len(set(F.FEATURE_NAMES)) == len(F.FEATURE_NAMES)
     constrained = {f.name for f in F.FEATURES if f.monotone}
     assert constrained and all(n.startswith("cvss") for n in constrained)
-    assert all(F.FEATURES[i].kind == "cat" and F.FEATURES[i].monotone == 0 for i in F.CATEGORICAL_INDICES)
+    keyed = [f for f in F.FEATURES if f.kind != "num"]
+    assert keyed and all(f.monotone == 0 for f in keyed) and F.CATEGORICAL_INDICES == ()
 
 
 def test_cvss_components_are_ordinal_with_more_severe_higher():
@@ -96,28 +98,48 @@ def test_references_added_after_exploitation_change_nothing():
     assert F.extract(later) == F.extract(clean)
 
 
-def test_missing_values_are_nan_and_unknown_categories_code_zero():
+def test_missing_values_are_nan_and_unknown_keys_get_the_base_rate():
     bare = CveRecord(cve_id="CVE-2018-0001")
-    vocab = F.Vocabularies({"vendor": ("microsoft",), "product": (), "cwe": ("CWE-79",), "assigner": ()})
+    vocab = F.Vocabularies(
+        {"vendor": {"microsoft": (3, 10)}, "product": {}, "cwe": {"CWE-79": (0, 50)}, "assigner": {}}, 0.01
+    )
     x = F.matrix([bare, _record(), _record(cpes=("cpe:2.3:a:nobody:thing:1:*:*:*:*:*:*:*",))], vocab)
-    v = F.FEATURE_INDEX["vendor"]
-    assert math.isnan(x[0, F.FEATURE_INDEX["cvss3_score"]]) and math.isnan(x[0, v])
-    assert x[1, v] == 1.0 and x[2, v] == 0.0
+    rate, count = F.FEATURE_INDEX["vendor_kev_rate"], F.FEATURE_INDEX["vendor_cves"]
+    assert math.isnan(x[0, F.FEATURE_INDEX["cvss3_score"]]) and math.isnan(x[0, rate])
+    assert x[1, rate] == pytest.approx((3 + 20 * 0.01) / (10 + 20)) and x[1, count] == pytest.approx(
+        math.log1p(10)
+    )
+    assert x[2, rate] == pytest.approx(0.01) and x[2, count] == 0.0  # unknown vendor: base rate, no CVEs
     assert x.shape == (3, len(F.FEATURES))
 
 
-def test_vocabularies_keep_frequent_values_in_a_fixed_order_and_round_trip():
-    rows = [{"vendor": "b"}] * 12 + [{"vendor": "a"}] * 12 + [{"vendor": "rare"}] * 3
-    vocab = F.Vocabularies.fit(rows, min_count=10)
-    assert vocab.values["vendor"] == ("a", "b")
-    assert F.Vocabularies.from_json(vocab.to_json()) == vocab
+def test_vocabularies_keep_frequent_values_and_round_trip():
+    rows = [{"vendors": "b"}] * 12 + [{"vendors": "a"}] * 12 + [{"vendors": "rare"}] * 2
+    labels = [1.0] * 3 + [0.0] * 23
+    vocab = F.Vocabularies.fit(rows, labels)
+    assert vocab.tables["vendor"] == {"a": (0, 12), "b": (3, 12)}  # "rare" (2 < MIN_KEY_COUNT) is unknown
+    assert vocab.prior == pytest.approx(3 / 26)
+    assert F.Vocabularies.from_json(json.loads(json.dumps(vocab.to_json()))) == vocab
+    with pytest.raises(ValueError):
+        F.Vocabularies.from_json({"prior": 0.1, "tables": {"vendor": {"a": [5, 2]}}})
+
+
+def test_training_rates_are_out_of_fold():
+    """A vendor seen only in KEV-listed rows of one fold gets no credit for its own labels."""
+    rows = [{"vendor_kev_rate": "v", "vendors": "v"} if i % F.FOLDS == 0 else {} for i in range(100)]
+    labels = np.array([1.0 if i % F.FOLDS == 0 else 0.0 for i in range(100)])
+    x, vocab = F.encode_training(rows, labels)
+    j = F.FEATURE_INDEX["vendor_kev_rate"]
+    assert vocab.rate("vendor", "v") > 0.4  # the stored table knows "v" is always exploited
+    assert x[0, j] == pytest.approx(vocab.prior)  # ... but row 0 only sees the other folds: no "v" there
+    np.testing.assert_array_equal(np.delete(x, j, axis=1), np.delete(F.encode(rows, vocab), j, axis=1))
 
 
 def test_real_records_extract_identically_twice(sample_records):
     rows1 = [F.extract(r) for r in sample_records[:300]]
     rows2 = [F.extract(r) for r in sample_records[:300]]
     assert rows1 == rows2
-    vocab = F.Vocabularies.fit(rows1, min_count=2)
+    vocab = F.Vocabularies.fit(rows1, np.zeros(len(rows1)))
     np.testing.assert_array_equal(F.encode(rows1, vocab), F.encode(rows2, vocab))
 
 
@@ -135,4 +157,4 @@ def test_extract_never_fails_on_odd_strings(description, cpes, urls):
         cvss3_vector="".join(description[:40]) or None,
     )
     raw = F.extract(rec)
-    assert set(raw) == set(F.FEATURE_NAMES)
+    assert set(raw) == set(F.FEATURE_NAMES) | {"vendor", "product", "cwe", "assigner", "vendors", "products"}
