@@ -6,12 +6,14 @@ by `patchbrain lab up`; an unapproved rollout is shown being refused (exit 5).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-HOSTS = "4"
+HOSTS = 6
+FLAVORS = "apt,dnf"  # h01, h03, h05 managed with apt; h02, h04, h06 with dnf (Debian hosts, see README)
 
 
 def run(*argv: str, capture: bool = False, expect: int = 0) -> str:
@@ -25,7 +27,9 @@ def run(*argv: str, capture: bool = False, expect: int = 0) -> str:
 
 
 def main() -> int:
-    run("patchbrain", "lab", "up", HOSTS)
+    run("patchbrain", "lab", "up", str(HOSTS), "--flavors", FLAVORS)
+    # A fresh fleet every time: a second `make demo` starts from labdemo 1.0 again.
+    run("patchbrain", "lab", "reset", *(f"h{i:02d}" for i in range(1, HOSTS + 1)))
     inventory = run("patchbrain", "lab", "inventory", capture=True).strip()
     run("ansible-inventory", "-i", inventory, "--graph")
     run("patchbrain", "lab", "ping")
@@ -37,10 +41,8 @@ def main() -> int:
     run("patchbrain", "rollout", plan, expect=5)  # unapproved: refused before anything runs
     run("patchbrain", "approve", plan, "--key", "lab-approver-1")
     run("patchbrain", "rollout", plan)
-    plan_id = run("patchbrain", "status", "--json", capture=True)
-    import json
-
-    run("patchbrain", "report", json.loads(plan_id)["plan"]["plan_id"])
+    status = run("patchbrain", "status", "--json", capture=True)
+    run("patchbrain", "report", json.loads(status)["plan"]["plan_id"])
     print(
         "\nThe fleet keeps running: `patchbrain lab ssh h02`, `patchbrain lab status`, "
         "`patchbrain lab down` when done.",

@@ -116,7 +116,8 @@ def test_plan_from_the_latest_discovery_and_rollout_hooks(
     ]
     assert view.entries[0].risk is None and "not scored" in view.entries[0].explanation[-1]
     assert (pb_home / "plans" / f"{view.plan_id}.yaml").is_file()
-    assert [len(w.hosts) for w in view.waves] == [1, 1, 1]
+    # The planner widens the canary to cover each distinct package set: {openssl, tzdata} and {openssl}.
+    assert [len(w.hosts) for w in view.waves] == [2, 1]
     (pb_home / "inv.yml").write_text("all:\n  hosts:\n    web-01: {}\n    web-02: {}\n    db-01: {}\n")
 
     def fake_rollout(plan, *, inventory, store, hooks, options):  # the executor's hook contract
