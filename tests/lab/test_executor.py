@@ -176,7 +176,12 @@ def test_benign_rollout_in_waves_installs_exactly_the_planned_versions(lab, tmp_
     for i in (1, 2, 3):
         assert (("rollout.wave.start", f"{pid}/w{i}")) in actions
         assert (("rollout.wave.end", f"{pid}/w{i}")) in actions
-    assert actions[0] == ("rollout.start", pid) and actions[-1] == ("rollout.end", pid)
+    # the unapproved attempt is on record before the approved rollout
+    assert actions[:2] == [("rollout.refused", pid), ("rollout.start", pid)]
+    assert actions[-1] == ("rollout.end", pid)
+    [start] = [r for r in audit if r.action == "rollout.start"]
+    assert [a["approver"] for a in start.payload["approvals"]] == ["lab-approver-1"]
+    assert start.payload["author"] == "lab-signing"
     # one artifacts folder per wave, holding both runs and their inputs
     for i, wave in enumerate(result["waves"], start=1):
         folder = Path(wave["artifacts"])
