@@ -8,7 +8,7 @@ STAMP := $(VENV)/.stamp-$(SETUP_HASH)
 PYTEST := $(BIN)/python -m pytest
 TIMED := scripts/timed.sh
 
-.PHONY: setup demo test lint unit lab bench clean lab-down
+.PHONY: setup demo test lint unit lab molecule test-selinux selinux-image bench clean lab-down
 
 setup: $(STAMP)
 
@@ -27,6 +27,8 @@ test: setup
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory lab
+	$(MAKE) --no-print-directory molecule
+	$(MAKE) --no-print-directory test-selinux
 
 lint: setup
 	@$(TIMED) lint bash -c 'set -e; \
@@ -42,6 +44,17 @@ unit: setup
 
 lab: setup
 	@$(TIMED) lab $(PYTEST) tests/lab -m lab
+
+# Every Molecule scenario (molecule/*/molecule.yml) on lab hosts; shared settings in .config/molecule/config.yml.
+molecule: setup
+	@$(TIMED) molecule env PATH="$(CURDIR)/$(BIN):$$PATH" NO_COLOR=1 $(BIN)/molecule test --all
+
+# The real SELinux guest under qemu (builds and caches the image the first time, about 5 minutes).
+test-selinux: setup
+	@$(TIMED) test-selinux $(PYTEST) tests/selinux -m selinux -rP
+
+selinux-image: setup
+	@$(TIMED) selinux-image $(BIN)/python scripts/selinux-vm.py build
 
 bench: setup
 	@$(TIMED) bench bash -c 'for b in bench/bench_*.py; do $(BIN)/python "$$b" || exit 1; done'

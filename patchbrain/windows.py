@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 
 from dateutil import rrule
@@ -15,6 +16,12 @@ _MAX_DURATION = dt.timedelta(days=7)
 _DEFAULT_DTSTART = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
+@functools.lru_cache(maxsize=1024)
+def _compile(rule: str, dtstart: dt.datetime) -> rrule.rrule | rrule.rruleset:
+    """Parse a rule once; `cache=True` keeps computed occurrences (planning asks the same rules often)."""
+    return rrule.rrulestr(rule, dtstart=dtstart, cache=True)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class MaintenanceWindow:
     """A recurring window: starts at each occurrence of `rule` (UTC) and lasts `duration`."""
@@ -24,7 +31,7 @@ class MaintenanceWindow:
     dtstart: dt.datetime = _DEFAULT_DTSTART
 
     def _rrule(self) -> rrule.rrule | rrule.rruleset:
-        return rrule.rrulestr(self.rule, dtstart=self.dtstart)
+        return _compile(self.rule, self.dtstart)
 
     def contains(self, when: dt.datetime) -> bool:
         """True if `when` (timezone-aware) falls inside an occurrence of this window."""

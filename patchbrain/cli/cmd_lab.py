@@ -71,11 +71,23 @@ def _up(args: argparse.Namespace) -> int:
     from patchbrain.lab.content import parse_flavors
 
     hosts = Lab().up(args.n, parse_flavors(args.flavors))
+    _ensure_lab_keys()
     if args.json:
         print_json(hosts)
     else:
         _print_table(hosts)
     return 0
+
+
+def _ensure_lab_keys() -> None:
+    """The lab's approver and signing keys (lab-approver-1, lab-approver-2, lab-signing), made once.
+
+    A lazy import: the trust core needs `cryptography`, and the rest of `lab` runs on the standard library.
+    Nothing is approved with them automatically; tests and the demo sign plans explicitly.
+    """
+    from patchbrain.keys import KeyStore, ensure_lab_keys
+
+    ensure_lab_keys(KeyStore())
 
 
 def _down(args: argparse.Namespace) -> int:

@@ -99,6 +99,7 @@ def iter_array(
     r.expect("{")
     if r.peek() == "}":
         r.pos += 1
+        _expect_end(r, ctx)
         return
     while True:
         name = r.value()
@@ -133,6 +134,11 @@ def iter_array(
             break
         if sep != ",":
             raise ctx.error(f"not valid JSON: expected ',' or '}}', got {sep[:1]!r}")
+    _expect_end(r, ctx)
+
+
+def _expect_end(r: _Reader, ctx: Ctx) -> None:
+    """Nothing but white space may follow the document's closing brace."""
     ctx.record = ""
     if r.peek() != "":
         raise ctx.error("not valid JSON: data after the end of the document")

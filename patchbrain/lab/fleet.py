@@ -115,7 +115,7 @@ class Lab:
                 base = Path(st.base)
             st.base = str(base)
             self.dir.mkdir(mode=0o700, exist_ok=True)
-            state.claim(self.names.token, self.instance, self.state_file)
+            state.claim(self.names.token, self.instance, self.state_file, token_is_live)
             self._save(st)
             pub = host.ensure_keypair(self.key, f"patchbrain-lab-{self.instance}")
             host.write_layer(self.dir / "layer", pub)
@@ -413,7 +413,11 @@ def down_all(root: Path | None = None) -> list[str]:
                         drop_lock_file(lock)
     links, spaces = net.lab_resources()
     # Leftovers are what no live instance claims: instances of other PATCHBRAIN_HOMEs keep their hosts.
-    claimed = {tok for tok in {_token_of(n) for n in links | spaces} if state.owner_of(tok) is not None}
+    claimed = {
+        tok
+        for tok in {_token_of(n) for n in links | spaces}
+        if state.owner_of(tok) is not None and token_is_live(tok)
+    }
     claimed |= _tokens_of_live_hosts_elsewhere(spaces, lab_root)
     links = {n for n in links if _token_of(n) not in claimed}
     spaces = {n for n in spaces if _token_of(n) not in claimed}
@@ -446,6 +450,13 @@ def _tokens_of_live_hosts_elsewhere(spaces: set[str], lab_root: Path) -> set[str
                     found.add(_token_of(ns))
                 break
     return found
+
+
+def token_is_live(token: str) -> bool:
+    """True while some network namespace named for `token` still has a process in it."""
+    _links, spaces = net.lab_resources()
+    mine = {ns for ns in spaces if _token_of(ns) == token}
+    return any(net.pids_in(mine).values())
 
 
 def _token_of(resource: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +94,18 @@ def owner_of(token: str) -> Path | None:
     return path if path.is_absolute() and path.is_file() else None
 
 
-def claim(token: str, instance: str, state_file: Path) -> None:
-    """Record that `state_file`'s instance uses `token`; refuse if another live instance already does."""
+def claim(token: str, instance: str, state_file: Path, is_live: Callable[[str], bool]) -> None:
+    """Record that `state_file`'s instance uses `token`; refuse if another live instance already does.
+
+    A claim whose owner has no live host left (its processes were killed, e.g. with the session that ran
+    them, and its state file stayed behind) is stale and is taken over.
+    """
     from patchbrain.errors import EnvironmentProblem
     from patchbrain.lab.system import file_lock
 
     with file_lock(REGISTRY / ".lock"):
         owner = owner_of(token)
-        if owner is not None and owner.resolve() != state_file.resolve():
+        if owner is not None and owner.resolve() != state_file.resolve() and is_live(token):
             raise EnvironmentProblem(
                 f"lab instance {instance!r} (names pbl-{token}-*) is already up from another PATCHBRAIN_HOME"
                 f" ({owner.parent}); choose another PATCHBRAIN_LAB"

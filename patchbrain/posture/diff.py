@@ -30,6 +30,7 @@ MODE_RANK = {"disabled": 0, "permissive": 1, "enforcing": 2}
 ZONE_TARGET_RANK = {"ACCEPT": 0, "default": 1, "%%REJECT%%": 2, "REJECT": 2, "DROP": 3}
 UFW_RANK = {"allow": 0, "reject": 1, "deny": 1, "disabled": 1}
 MAX_EXAMPLES = 3
+HOOKS_IN_MODEL = frozenset(h for hooks in PATHS.values() for h in hooks)
 FIREWALL_PROBES = frozenset(
     {"nft_ruleset", "iptables_save", "ip6tables_save", "iptables_legacy_save", "ip6tables_legacy_save"}
 )
@@ -216,6 +217,15 @@ def _denies(chain: Chain) -> bool:
     return chain.policy == "drop" or any(r.verdict in DENY for r in chain.rules)
 
 
+def _outside(chain: Chain) -> bool:
+    """Base chains the paths do not evaluate: NAT/route types and ingress/egress hooks."""
+    return chain.is_base and (chain.type != "filter" or chain.hook not in HOOKS_IN_MODEL)
+
+
+def _chain_text(chain: Chain) -> list[str]:
+    return [f"{chain.hook} {chain.priority} {chain.policy}", *(r.text for r in chain.rules)]
+
+
 def _chain_name(t: Table, c: Chain) -> str:
     return f"{t.source} {t.family} {t.name} {c.name}"
 
@@ -278,7 +288,7 @@ def diff_ruleset(host: str, before: Ruleset, after: Ruleset) -> list[Change]:
 def _diff_chains(host: str, old: Table, new: Table) -> list[Change]:
     out: list[Change] = []
     for added in new.chains:
-        if old.chain(added.name) is None and added.type != "filter" and added.rules:
+        if old.chain(added.name) is None and _outside(added) and added.rules:
             name = _chain_name(new, added)
             out.append(
                 _c(
@@ -287,8 +297,8 @@ def _diff_chains(host: str, old: Table, new: Table) -> list[Change]:
                     "firewall.chain_outside_model",
                     "unknown",
                     f"chain {name}",
-                    f"new {added.type} chain {name} with {len(added.rules)} rules; {added.type} chains "
-                    "(address and port rewriting) are outside the model",
+                    f"new chain {name} ({added.type}, hook {added.hook}) with {len(added.rules)} rules; "
+                    "NAT/route chains and ingress/egress hooks are outside the model",
                 )
             )
     for oc in old.chains:
@@ -335,9 +345,7 @@ def _diff_chains(host: str, old: Table, new: Table) -> list[Change]:
                     after=nc.policy,
                 )
             )
-        if (oc.type != "filter" or nc.type != "filter") and [r.text for r in oc.rules] != [
-            r.text for r in nc.rules
-        ]:
+        if (_outside(oc) or _outside(nc)) and _chain_text(oc) != _chain_text(nc):
             out.append(
                 _c(
                     host,
@@ -345,8 +353,8 @@ def _diff_chains(host: str, old: Table, new: Table) -> list[Change]:
                     "firewall.chain_outside_model",
                     "unknown",
                     f"chain {name}",
-                    f"{nc.type} chain {name} changed; {nc.type} chains "
-                    "(address and port rewriting) are outside the model",
+                    f"chain {name} ({nc.type}, hook {nc.hook}) changed; "
+                    "NAT/route chains and ingress/egress hooks are outside the model",
                 )
             )
     return out

@@ -162,7 +162,16 @@ def _left(left: Any, table_family: str) -> list[tuple[Field, Constraint | None]]
         raise Unsupported(f"match on {proto} {fld}")
     if kind == "meta" and isinstance(body, dict):
         key = body.get("key")
-        mapping = {"iifname": Field.IIF, "oifname": Field.OIF, "l4proto": Field.L4, "nfproto": Field.FAMILY}
+        mapping = {
+            "iifname": Field.IIF,
+            "oifname": Field.OIF,
+            # iif/oif match an interface index resolved from its name when the rule was loaded; the model
+            # reads them as the exact name nft prints (a renamed or re-created interface is not followed)
+            "iif": Field.IIF,
+            "oif": Field.OIF,
+            "l4proto": Field.L4,
+            "nfproto": Field.FAMILY,
+        }
         if key in mapping:
             return [(mapping[key], None)]
         raise Unsupported(f"match on meta {key}")

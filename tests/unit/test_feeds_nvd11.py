@@ -173,3 +173,11 @@ def test_a_full_real_year_feed_streams_completely():
     records = list(iter_nvd11(path))
     assert len(records) == header.count
     assert len({r.cve_id for r in records}) == len(records)
+
+
+@pytest.mark.parametrize("text", ["{}x", '{} {"CVE_Items": []}', '{"CVE_Items": []}]'])
+def test_data_after_the_document_is_refused(tmp_path, text):
+    path = tmp_path / "trailing.json"
+    path.write_text(text)
+    with pytest.raises(FeedError, match="after the end"):
+        list(iter_nvd11(path))

@@ -131,3 +131,42 @@ def test_bad_input_names_the_host_and_source(payload):
     with pytest.raises(BadInput) as exc:
         nft.parse_ruleset(payload, host="db7")
     assert "db7: nft -j list ruleset" in str(exc.value)
+
+
+# The lab's own base ruleset (patchbrain/lab/host.py) and what three labdemo variants do to it.
+LAB = [
+    ("lab_accept_all", "firewall.admits", "rule `accept`"),
+    ("lab_open_port", "firewall.admits", "tcp dport 4444 accept"),
+    (
+        "lab_open_output",
+        "firewall.policy",
+        "output chain nft inet filter output policy changed drop -> accept",
+    ),
+]
+
+
+def test_lab_base_uses_iif_and_oif_inside_the_model():
+    (table,) = ruleset("lab_base").tables
+    texts = [r.text for c in table.chains for r in c.rules]
+    assert "iifname lo accept" in texts and "oifname lo accept" in texts
+    assert all(r.unsupported is None for c in table.chains for r in c.rules)
+
+
+@pytest.mark.parametrize(("variant", "kind", "named"), LAB, ids=[x[0] for x in LAB])
+def test_lab_variants_weaken(variant, kind, named):
+    changes = diff.diff_ruleset("h01", ruleset("lab_base"), ruleset(variant))
+    assert any(c.kind == kind and c.effect == "weakens" and named in c.reason for c in changes), [
+        (c.kind, c.reason) for c in changes
+    ]
+    assert not any(c.effect == "unknown" for c in changes)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [("netdev_drop", "netdev_open"), ("inet_ingress", "inet_ingress_open")],
+    ids=["netdev-table", "inet-ingress-chain"],
+)
+def test_drop_removed_outside_the_paths_is_unknown_never_safe(before, after):
+    changes = diff.diff_ruleset("h", ruleset(before), ruleset(after))
+    effects = {c.effect for c in changes}
+    assert "unknown" in effects and effects <= {"unknown", "weakens"}, [(c.effect, c.reason) for c in changes]

@@ -1,0 +1,118 @@
+"""`patchbrain rollout PLAN`: apply a plan wave by wave, journaled and audited."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from patchbrain.cli.common import add_inventory, add_json, print_json
+
+if TYPE_CHECKING:
+    from patchbrain.executor.rollout import RolloutResult
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("rollout", help="apply a plan in waves (Ctrl-C cancels the running wave)")
+    p.add_argument("plan", type=Path, metavar="PLAN", help="plan file from `patchbrain plan --out`")
+    add_inventory(p)
+    add_json(p)
+    p.add_argument("--forks", type=int, default=10, help="parallel hosts (default 10)")
+    p.add_argument("--timeout", type=int, default=None, metavar="S", help="cancel a run after S seconds")
+    p.set_defaults(func=_rollout)
+
+
+def result_document(result: RolloutResult) -> dict[str, Any]:
+    """The rollout as JSON-ready data (maintainer scripts stay in the journal and artifacts)."""
+    return {
+        "plan_id": result.plan_id,
+        "state": result.state,
+        "halt": dataclasses.asdict(result.halt) if result.halt else None,
+        "waves": [
+            {
+                "wave": w.index + 1,
+                "artifacts": str(w.artifacts),
+                "hosts": [dataclasses.asdict(h) for h in w.hosts],
+                "posture_pre_hosts": sorted(w.posture_pre),
+                "posture_post_hosts": sorted(w.posture_post),
+                "prescan": {h: {p: sorted(s) for p, s in pk.items()} for h, pk in w.prescan.items()},
+                "prescan_findings": {
+                    h: [dataclasses.asdict(f) for f in fs] for h, fs in w.prescan_findings.items()
+                },
+                "halt": dataclasses.asdict(w.halt) if w.halt else None,
+            }
+            for w in result.waves
+        ],
+    }
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from patchbrain.cli.common import resolve_inventory
+    from patchbrain.cli.progress import Progress
+    from patchbrain.errors import BadInput, ExitCode
+    from patchbrain.executor.rollout import RolloutOptions, WaveHooks, rollout
+    from patchbrain.inventory import load_hosts
+    from patchbrain.plans import load_plan
+
+    plan = load_plan(args.plan)
+    if args.inventory is None and plan.inventory and Path(plan.inventory).exists():
+        inventory = Path(plan.inventory)
+    else:
+        inventory = resolve_inventory(args)
+    known = {h.name for h in load_hosts(inventory)}
+    missing = sorted(set(plan.hosts) - known)
+    if missing:
+        raise BadInput(f"hosts not in the inventory {inventory}: {', '.join(missing)}", source=str(args.plan))
+
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    progress = Progress(enabled=None if not args.json else False)
+    try:
+        with progress.session("rollout", waves=len(plan.waves), hosts=len(plan.hosts)):
+            result = rollout(
+                plan,
+                inventory=inventory,
+                hooks=WaveHooks(
+                    on_host_state=progress.host_state,
+                    on_wave_state=progress.wave_state,
+                    cancel=cancel.is_set,
+                ),
+                options=RolloutOptions(forks=args.forks, timeout_s=args.timeout),
+                plan_file=args.plan,
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if args.json:
+        print_json(result_document(result))
+    else:
+        _summary(result)
+    if result.halt is None:
+        return 0
+    return {
+        "drift": int(ExitCode.DRIFT),
+        "failures": int(ExitCode.FAILURES),
+        "prescan": int(ExitCode.REFUSED),
+        "policy": int(ExitCode.REFUSED),
+        "canceled": 130,
+    }[result.halt.kind]
+
+
+def _summary(result: RolloutResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Rollout {result.plan_id}: {result.state}")
+    for col in ("wave", "host", "state", "detail"):
+        table.add_column(col)
+    for w in result.waves:
+        for h in w.hosts:
+            table.add_row(str(w.index + 1), h.host, h.state, h.message)
+    console = Console()
+    console.print(table)
+    if result.halt:
+        console.print(
+            f"[red]halted ({result.halt.kind}): {result.halt.reason}[/red] {' '.join(result.halt.hosts)}"
+        )

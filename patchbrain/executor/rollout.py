@@ -1,0 +1,551 @@
+"""Roll a plan out wave by wave: preflight (posture + script pre-scan), gate, patch + postflight, journal.
+
+Each wave runs `rollout.yml` twice through ansible-runner, both runs in the wave's artifacts folder
+`<artifacts>/<plan_id>-w<N>/`: `--tags preflight` (posture snapshot, candidates' maintainer scripts), then,
+if the pre-scan gate allows, `--skip-tags preflight` (patch, postflight posture). Every host moves through
+the journal (pending -> running -> patched | unchanged | mismatch | failed | unreachable | skipped | canceled)
+and every wave start and end goes to the audit log.
+
+Seams for the safety loop (issue 7), all plain callables in `WaveHooks`:
+  before_wave(ctx)              raise RefusedByPolicy (or any PatchbrainError) to refuse the wave
+  prescan_gate(ctx, findings)   judge the pre-scan findings (per host); return a Halt to stop pre-patch
+  after_wave(outcome)           the drift gate: pre/post posture per host is in the outcome; return a Halt
+  on_event / on_host_state      progress for UIs
+  cancel()                      polled about once a second during runs and between them
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from patchbrain import config, pkgspec, resources
+from patchbrain.errors import RefusedByPolicy
+from patchbrain.executor import runner
+from patchbrain.executor.discovery import parse_dpkg_installed, parse_rpm_installed
+from patchbrain.executor.events import HostEvent, TaskFailed
+from patchbrain.executor.request import RunHooks, RunRequest
+from patchbrain.feeds.versions import compare
+from patchbrain.journal import Journal
+from patchbrain.keys import KeyStore
+from patchbrain.plans import Plan, PlannedHost, plan_document
+from patchbrain.posture.prescan import Finding, scan_text
+from patchbrain.store import Store
+from patchbrain.windows import MaintenanceWindow
+
+log = logging.getLogger(__name__)
+
+PATCH_KEY = "patchbrain_patch"
+PRESCAN_KEY = "patchbrain_patch_prescan"
+POSTURE_KEY = "patchbrain_posture"
+HaltKind = Literal["drift", "failures", "prescan", "policy", "canceled"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Halt:
+    """Why a rollout stopped, and which hosts it is about."""
+
+    kind: HaltKind
+    reason: str
+    hosts: tuple[str, ...] = ()
+    detail: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WaveContext:
+    """The wave about to run (or running)."""
+
+    plan: Plan
+    index: int
+    hosts: tuple[str, ...]
+    artifacts: Path
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HostResult:
+    """How one host came out of its wave."""
+
+    host: str
+    state: str
+    requested: Mapping[str, str]
+    before: Mapping[str, str]
+    after: Mapping[str, str]
+    reboot_required: bool | None
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WaveOutcome:
+    """One finished wave: per-host results, pre/post posture, pre-scan scripts, the runs' artifacts."""
+
+    plan_id: str
+    index: int
+    artifacts: Path
+    hosts: tuple[HostResult, ...]
+    posture_pre: Mapping[str, Any]
+    posture_post: Mapping[str, Any]
+    prescan: Mapping[str, Mapping[str, Mapping[str, str]]]
+    halt: Halt | None = None
+    prescan_findings: Mapping[str, tuple[Finding, ...]] = dataclasses.field(default_factory=dict)
+
+    def in_state(self, *states: str) -> tuple[str, ...]:
+        """Hosts of this wave in any of `states`."""
+        return tuple(h.host for h in self.hosts if h.state in states)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RolloutResult:
+    """The whole rollout."""
+
+    plan_id: str
+    state: Literal["done", "halted", "canceled"]
+    waves: tuple[WaveOutcome, ...]
+    halt: Halt | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WaveHooks:
+    """Plain callables; see the module docstring. All optional."""
+
+    before_wave: Callable[[WaveContext], None] | None = None
+    prescan_gate: Callable[[WaveContext, Mapping[str, tuple[Finding, ...]]], Halt | None] | None = None
+    after_wave: Callable[[WaveOutcome], Halt | None] | None = None
+    on_event: Callable[[HostEvent], None] | None = None
+    on_host_state: Callable[[str, str, str], None] | None = None
+    on_wave_state: Callable[[int, str], None] | None = None
+    cancel: Callable[[], bool] | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RolloutOptions:
+    """How to run: forks, timeouts, the failure rule, where artifacts go."""
+
+    forks: int = 10
+    timeout_s: int | None = None
+    idle_timeout_s: int | None = 1800
+    halt_on_failure: bool = True
+    artifacts_root: Path | None = None
+
+
+def _audit(store: Store, action: str, subject: str, payload: dict[str, Any]) -> None:
+    """One audit record in the trust core's hash-chained log (checkpoints signed as configured)."""
+    from patchbrain.audit import default_actor, open_audit_log
+
+    open_audit_log(store).append(default_actor(), action, subject, payload)
+
+
+def decode_prescan(text: str) -> dict[str, dict[str, str]]:
+    """`{package: {script: text}}` from the role's "<package> <script> <base64>" lines."""
+    out: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        parts = line.split(" ")
+        if len(parts) != 3 or not parts[0] or not parts[1].isalnum():
+            continue
+        try:
+            body = base64.b64decode(parts[2], validate=True).decode("utf-8", errors="replace")
+        except (binascii.Error, ValueError):
+            continue
+        out.setdefault(parts[0], {})[parts[1]] = body
+    return out
+
+
+def prescan_findings(scripts: Mapping[str, Mapping[str, str]]) -> tuple[Finding, ...]:
+    """Control-touching lines in one host's candidate maintainer scripts (`package:script` per finding)."""
+    return tuple(
+        f
+        for pkg, by_script in sorted(scripts.items())
+        for name, text in sorted(by_script.items())
+        for f in scan_text(f"{pkg}:{name}", text)
+    )
+
+
+def posture_available() -> bool:
+    """True once the posture role is installed next to ours."""
+    return (resources.roles_dir() / "posture" / "tasks" / "main.yml").is_file()
+
+
+def host_result(planned: PlannedHost, doc: Any) -> HostResult:
+    """Judge one host from the patch role's document: patched, unchanged, or mismatch (with what differs).
+
+    The host counts as patched only if every planned package is now at exactly the planned version.
+    """
+    requested = {p.name: p.version for p in planned.packages}
+    family = pkgspec.family_of(planned.pkg_mgr)
+    parse = parse_dpkg_installed if family == "deb" else parse_rpm_installed
+    doc = doc if isinstance(doc, Mapping) else {}
+    before = parse(doc["before"] if isinstance(doc.get("before"), str) else "")
+    after = parse(doc["after"] if isinstance(doc.get("after"), str) else "")
+    reboot = doc.get("reboot_required")
+    ordering = "dpkg" if family == "deb" else "rpm"
+    wrong = [
+        f"{name}: wanted {version}, found {after.get(name, 'nothing')}"
+        for name, version in requested.items()
+        if name not in after or compare(ordering, after[name], version) != 0
+    ]
+    if not doc:
+        state, msg = "mismatch", "the patch role returned no result for this host"
+    elif wrong:
+        state, msg = "mismatch", "; ".join(wrong)
+    elif all(before.get(n) == after.get(n) for n in requested):
+        state, msg = "unchanged", "already at the planned versions"
+    else:
+        state, msg = "patched", ", ".join(f"{n} {before.get(n, '-')} -> {after[n]}" for n in requested)
+    return HostResult(
+        planned.host, state, requested, before, after, reboot if isinstance(reboot, bool) else None, msg
+    )
+
+
+class _Wave:
+    """Runs one wave; keeps the journal in step."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        index: int,
+        inventory: Path,
+        store: Store,
+        journal: Journal,
+        hooks: WaveHooks,
+        opts: RolloutOptions,
+    ) -> None:
+        self.plan, self.index, self.inventory = plan, index, inventory
+        self.store, self.journal, self.hooks, self.opts = store, journal, hooks, opts
+        self.hosts = plan.waves[index]
+        root = opts.artifacts_root if opts.artifacts_root is not None else config.artifacts_dir()
+        self.group = f"{plan.plan_id}-w{index + 1}"
+        self.ctx = WaveContext(plan, index, self.hosts, root / self.group)
+        self.root = root
+        self.states: dict[str, str] = {}
+        self.details: dict[str, str] = {}
+
+    def move(self, host: str, state: str, detail: str = "") -> None:
+        self.journal.transition(self.plan.plan_id, host, state, detail=detail)
+        self.states[host] = state
+        self.details[host] = detail
+        if self.hooks.on_host_state is not None:
+            self.hooks.on_host_state(host, state, detail)
+
+    def _request(self, step: str, hosts: tuple[str, ...], *, preflight: bool) -> RunRequest:
+        return RunRequest(
+            playbook="rollout.yml",
+            inventory=self.inventory,
+            ident=f"{self.group}-{step}",
+            group=self.group,
+            artifacts_root=self.root,
+            limit=hosts,
+            tags=("preflight",) if preflight else (),
+            skip_tags=() if preflight else ("preflight",),
+            forks=self.opts.forks,
+            timeout_s=self.opts.timeout_s,
+            idle_timeout_s=self.opts.idle_timeout_s,
+            extravars={
+                "patchbrain_plan_packages": self.plan.packages_by_host(hosts),
+                "patchbrain_reboot_ok": self.plan.reboot_ok,
+                "patchbrain_posture": posture_available(),
+            },
+        )
+
+    def _run(self, req: RunRequest) -> runner.RunResult:
+        hooks = RunHooks(on_event=self.hooks.on_event, cancel=self.hooks.cancel)
+        return runner.run(req, hooks)
+
+    @staticmethod
+    def _failure_message(result: runner.RunResult, host: str) -> str:
+        fails = [e for e in result.events if isinstance(e, TaskFailed) and e.host == host and not e.ignored]
+        return f"{fails[-1].task}: {fails[-1].message}" if fails else ""
+
+    def _settle_unrun(self, result: runner.RunResult, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        """Record hosts that failed or were unreachable in a run; return the ones still fine."""
+        fine = []
+        for host in hosts:
+            outcome = result.host_outcome(host)
+            if result.status == "canceled" and outcome != "ok":
+                self.move(host, "canceled", "the run was canceled")
+            elif outcome == "unreachable":
+                self.move(host, "unreachable", self._failure_message(result, host) or "unreachable")
+            elif outcome == "failed":
+                self.move(host, "failed", self._failure_message(result, host))
+            elif outcome == "not_run":
+                self.move(host, "failed", f"the {result.ident} run never reached this host")
+            else:
+                fine.append(host)
+        return tuple(fine)
+
+    def _posture(self, result: runner.RunResult, hosts: tuple[str, ...], phase: str) -> dict[str, Any]:
+        docs = result.data.get(POSTURE_KEY)
+        out: dict[str, Any] = {}
+        if isinstance(docs, Mapping):
+            for host in hosts:
+                if host in docs:
+                    out[host] = docs[host]
+                    self.journal.save_snapshot(self.plan.plan_id, self.index, host, phase, docs[host])
+        return out
+
+    def run(self) -> WaveOutcome:
+        plan_id = self.plan.plan_id
+        for host in self.hosts:
+            self.move(host, "running")
+        pre = self._run(self._request("preflight", self.hosts, preflight=True))
+        ready = self._settle_unrun(pre, self.hosts)
+        posture_pre = self._posture(pre, ready, "pre")
+        prescan: dict[str, dict[str, dict[str, str]]] = {}
+        findings: dict[str, tuple[Finding, ...]] = {}
+        raw = pre.data.get(PRESCAN_KEY)
+        for host in ready:
+            doc = raw.get(host) if isinstance(raw, Mapping) else None
+            scripts = doc.get("scripts") if isinstance(doc, Mapping) else None
+            prescan[host] = decode_prescan(scripts) if isinstance(scripts, str) else {}
+            findings[host] = prescan_findings(prescan[host])
+            self.journal.save_snapshot(
+                plan_id,
+                self.index,
+                host,
+                "prescan",
+                {"scripts": prescan[host], "findings": [dataclasses.asdict(f) for f in findings[host]]},
+            )
+
+        halt: Halt | None = None
+        if pre.status == "canceled":
+            halt = Halt("canceled", "canceled during the preflight run", ready)
+        elif self.hooks.prescan_gate is not None and ready:
+            halt = self.hooks.prescan_gate(self.ctx, findings)
+        if halt is not None:
+            for host in ready:
+                self.move(
+                    host, "skipped" if halt.kind != "canceled" else "canceled", f"halted: {halt.reason}"
+                )
+            return WaveOutcome(
+                plan_id,
+                self.index,
+                self.ctx.artifacts,
+                self._results({}),
+                posture_pre,
+                {},
+                prescan,
+                halt,
+                findings,
+            )
+
+        results: dict[str, HostResult] = {}
+        posture_post: dict[str, Any] = {}
+        if ready:
+            patch = self._run(self._request("patch", ready, preflight=False))
+            patched_ok = self._settle_unrun(patch, ready)
+            posture_post = self._posture(patch, patched_ok, "post")
+            docs = patch.data.get(PATCH_KEY)
+            for host in patched_ok:
+                res = host_result(
+                    self.plan.hosts[host], docs.get(host) if isinstance(docs, Mapping) else None
+                )
+                results[host] = res
+                self.move(host, res.state, res.message)
+            if patch.status == "canceled":
+                halt = Halt("canceled", "canceled during the patch run", ready)
+        return WaveOutcome(
+            plan_id,
+            self.index,
+            self.ctx.artifacts,
+            self._results(results),
+            posture_pre,
+            posture_post,
+            prescan,
+            halt,
+            findings,
+        )
+
+    def _results(self, done: Mapping[str, HostResult]) -> tuple[HostResult, ...]:
+        out = []
+        for host in self.hosts:
+            if host in done:
+                out.append(done[host])
+            else:
+                planned = self.plan.hosts[host]
+                out.append(
+                    HostResult(
+                        host,
+                        self.states.get(host, "pending"),
+                        {p.name: p.version for p in planned.packages},
+                        {},
+                        {},
+                        None,
+                    )
+                )
+        return tuple(out)
+
+
+def _summary(outcome: WaveOutcome) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for h in outcome.hosts:
+        counts[h.state] = counts.get(h.state, 0) + 1
+    return {
+        "hosts": {h.host: h.state for h in outcome.hosts},
+        "states": counts,
+        "halt": dataclasses.asdict(outcome.halt) if outcome.halt else None,
+    }
+
+
+def _require_approved(plan: Plan, store: Store, plan_file: Path | None, keystore: KeyStore | None) -> Any:
+    from patchbrain.approvals import gather, policy_from_env, require_approved
+
+    return require_approved(
+        plan,
+        gather(plan, store, plan_file),
+        keystore=keystore if keystore is not None else KeyStore(),
+        policy=policy_from_env(),
+    )
+
+
+def _check_windows(plan: Plan, index: int, windows: Mapping[str, tuple[MaintenanceWindow, ...]]) -> None:
+    """Refuse a wave if `now` is outside a member's maintenance window."""
+    now = dt.datetime.now(dt.UTC)
+    closed = [h for h in plan.waves[index] if windows.get(h) and not any(w.contains(now) for w in windows[h])]
+    if closed:
+        more = f" and {len(closed) - 10} more" if len(closed) > 10 else ""
+        start = plan.wave_schedule(index).earliest_start
+        when = f"; the plan says it can start at {start:%Y-%m-%d %H:%M} UTC" if start else ""
+        raise RefusedByPolicy(f"outside the maintenance window of {', '.join(closed[:10])}{more}{when}")
+
+
+def _bake(seconds: int, since: float, cancel: Callable[[], bool] | None) -> bool:
+    """Wait until `seconds` after `since` (monotonic); False if canceled meanwhile."""
+    while (left := since + seconds - time.monotonic()) > 0:
+        if cancel is not None and cancel():
+            return False
+        time.sleep(min(1.0, left))
+    return True
+
+
+def rollout(
+    plan: Plan,
+    *,
+    inventory: Path,
+    store: Store | None = None,
+    hooks: WaveHooks | None = None,
+    options: RolloutOptions | None = None,
+    plan_file: Path | None = None,
+    keystore: KeyStore | None = None,
+) -> RolloutResult:
+    """Run every wave of `plan` in order until one halts; journal and audit each step.
+
+    Nothing runs unless the plan is approved (`patchbrain.approvals.require_approved`, approvals from the
+    store and `plan_file`'s sidecar): ApprovalRefused (exit 5) before anything starts; approvals and
+    maintenance windows are checked again before every wave, and each wave waits its predecessor's bake
+    time. A wave halts when more of its hosts fail than its `max_failures`.
+    """
+    from patchbrain.approvals import ApprovalRefused
+    from patchbrain.inventory import load_hosts
+
+    store = store if store is not None else Store()
+    hooks = hooks or WaveHooks()
+    opts = options or RolloutOptions()
+    try:
+        verdict = _require_approved(plan, store, plan_file, keystore)
+    except ApprovalRefused as exc:
+        _audit(store, "rollout.refused", plan.plan_id, {"reason": str(exc)})
+        raise
+    windows = {h.name: h.windows for h in load_hosts(inventory) if h.name in plan.hosts}
+    journal = Journal(store)
+    journal.add_plan(
+        plan.plan_id,
+        inventory=str(inventory),
+        document=plan_document(plan),
+        waves=[list(w) for w in plan.waves],
+    )
+    journal.set_plan_state(plan.plan_id, "running")
+    _audit(
+        store,
+        "rollout.start",
+        plan.plan_id,
+        {
+            "waves": [list(w) for w in plan.waves],
+            "plan_file_sha256": plan.file_sha256,
+            "approvals": list(verdict.valid),
+            "author": verdict.author,
+        },
+    )
+    outcomes: list[WaveOutcome] = []
+    halt: Halt | None = None
+    last_end = time.monotonic()
+    for index in range(len(plan.waves)):
+        wave = _Wave(plan, index, inventory, store, journal, hooks, opts)
+        bake = plan.wave_schedule(index - 1).bake_s if index else 0
+        if bake and not _bake(bake, last_end, hooks.cancel):
+            halt = Halt("canceled", f"canceled while baking wave {index}")
+        elif hooks.cancel is not None and hooks.cancel():
+            halt = Halt("canceled", "canceled before the wave started")
+        if halt is None:
+            try:
+                _require_approved(plan, store, plan_file, keystore)
+                _check_windows(plan, index, windows)
+            except RefusedByPolicy as exc:
+                log.warning("wave %d refused: %s", index + 1, exc)
+                halt = Halt("policy", f"wave {index + 1} refused: {exc}")
+        if halt is None and hooks.before_wave is not None:
+            try:
+                hooks.before_wave(wave.ctx)
+            except Exception as exc:  # a refusal, or a broken hook: either way the wave must not start
+                log.warning("wave %d refused by before_wave: %s", index + 1, exc)
+                halt = Halt("policy", f"wave {index + 1} refused: {exc}")
+        if halt is not None:
+            break
+        journal.set_wave(plan.plan_id, index, "running", artifacts=str(wave.ctx.artifacts))
+        _audit(
+            store,
+            "rollout.wave.start",
+            f"{plan.plan_id}/w{index + 1}",
+            {"hosts": list(wave.hosts), "artifacts": str(wave.ctx.artifacts)},
+        )
+        if hooks.on_wave_state is not None:
+            hooks.on_wave_state(index, "running")
+        outcome = wave.run()
+        halt = outcome.halt
+        if halt is None and hooks.after_wave is not None:
+            halt = hooks.after_wave(outcome)
+            outcome = dataclasses.replace(outcome, halt=halt)
+        if halt is None and opts.halt_on_failure:
+            bad = outcome.in_state("failed", "unreachable", "mismatch", "canceled")
+            allowed = plan.wave_schedule(index).max_failures
+            if len(bad) > allowed:
+                halt = Halt(
+                    "failures",
+                    f"{len(bad)} host(s) of wave {index + 1} did not patch cleanly (allowed: {allowed})",
+                    bad,
+                )
+                outcome = dataclasses.replace(outcome, halt=halt)
+        wave_state = "done" if halt is None else ("canceled" if halt.kind == "canceled" else "halted")
+        summary = _summary(outcome)
+        journal.set_wave(plan.plan_id, index, wave_state, summary=summary)
+        _audit(store, "rollout.wave.end", f"{plan.plan_id}/w{index + 1}", {"state": wave_state, **summary})
+        if hooks.on_wave_state is not None:
+            hooks.on_wave_state(index, wave_state)
+        outcomes.append(outcome)
+        last_end = time.monotonic()
+        if halt is not None:
+            break
+
+    for index in range(len(outcomes), len(plan.waves)):
+        for host in plan.waves[index]:
+            journal.transition(
+                plan.plan_id, host, "skipped", detail=f"not started: {halt.reason if halt else ''}"
+            )
+            if hooks.on_host_state is not None:
+                hooks.on_host_state(host, "skipped", "")
+        journal.set_wave(plan.plan_id, index, "skipped")
+    state: Literal["done", "halted", "canceled"] = (
+        "done" if halt is None else "canceled" if halt.kind == "canceled" else "halted"
+    )
+    journal.set_plan_state(plan.plan_id, state)
+    _audit(
+        store,
+        "rollout.end",
+        plan.plan_id,
+        {"state": state, "halt": dataclasses.asdict(halt) if halt else None},
+    )
+    return RolloutResult(plan.plan_id, state, tuple(outcomes), halt)

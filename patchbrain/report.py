@@ -1,0 +1,238 @@
+"""Rollout reports: what was patched where, which CVEs are closed, what halted and why, the ranking's
+explanations and the audit records involved, from the journal, the approvals and the audit log.
+
+CVE closure comes from the journal's post-patch package re-read (the patch run reads the installed
+versions back after installing; a host counts as patched only if every planned package is at exactly the
+planned version). That is the rollout's own report, not the independent verifier's (the safety loop's
+second channel has not landed); the report says so in `cves_closed.source`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from patchbrain.audit import AuditLog, AuditRecord
+from patchbrain.errors import BadInput
+from patchbrain.journal import Journal, PlanRecord
+from patchbrain.store import Store
+
+CLOSURE_SOURCE = (
+    "journal: post-patch package re-read by the patch run (the rollout's own report; "
+    "not yet confirmed by the independent verifier)"
+)
+_CLOSED_STATES = ("patched", "unchanged")
+
+
+def resolve_plan_id(journal: Journal, text: str) -> str:
+    """A full plan id from an id or a unique prefix (at least 8 characters) of a recorded rollout."""
+    if journal.plan(text) is not None:
+        return text
+    if len(text) >= 8:
+        rows = journal.store.connection().execute(
+            "SELECT plan_id FROM journal_plans WHERE substr(plan_id, 1, ?) = ?", (len(text), text)
+        )
+        found = [str(r[0]) for r in rows]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise BadInput(f"{len(found)} rollouts start with {text}; give more of the id", field="ROLLOUT")
+    raise BadInput("no such rollout in the journal", source=text, field="ROLLOUT")
+
+
+def audit_records(store: Store, plan_id: str) -> Iterator[AuditRecord]:
+    """Audit records about a plan: its creation, approvals, rollout and waves."""
+    for r in AuditLog(store).records():
+        if r.subject == plan_id or r.subject.startswith(plan_id + "/"):
+            yield r
+
+
+def _halt(record: PlanRecord, audit: list[AuditRecord]) -> Any:
+    for r in reversed(audit):
+        if r.action == "rollout.end":
+            return r.payload.get("halt")
+        if r.action == "rollout.refused":
+            return {"kind": "policy", "reason": r.payload.get("reason"), "hosts": []}
+    for w in record.waves:
+        if isinstance(w.summary, dict) and w.summary.get("halt"):
+            return w.summary["halt"]
+    return None
+
+
+def build_report(store: Store, plan_id: str) -> dict[str, Any]:
+    """The report of one rollout as plain data (the `report --format json` shape)."""
+    journal = Journal(store)
+    plan_id = resolve_plan_id(journal, plan_id)
+    record = journal.plan(plan_id)
+    assert record is not None
+    row = (
+        store.connection()
+        .execute("SELECT document FROM journal_plans WHERE plan_id = ?", (plan_id,))
+        .fetchone()
+    )
+    document = json.loads(row[0])
+    entries = {e["host"]: e for wave in document.get("waves", []) for e in wave}
+    history = journal.history(plan_id)
+    detail = {t.host: t.detail for t in history}
+    audit = list(audit_records(store, plan_id))
+
+    from patchbrain.approvals import ApprovalStore
+
+    approvals = []
+    for a in ApprovalStore(store).for_plan(plan_id):
+        f = a.fields()
+        approvals.append({k: f.get(k) for k in ("approver", "key", "approved_at", "expires_at")})
+
+    closed: dict[str, list[str]] = {}
+    still_open: dict[str, list[str]] = {}
+    hosts_out = []
+    for host, entry in entries.items():
+        state = record.hosts.get(host, "unknown")
+        for p in entry.get("packages", []):
+            for cve in p.get("cves", []):
+                (closed if state in _CLOSED_STATES else still_open).setdefault(cve, []).append(host)
+        hosts_out.append(
+            {
+                "host": host,
+                "wave": next((i + 1 for i, w in enumerate(document.get("waves", [])) if entry in w), None),
+                "state": state,
+                "detail": detail.get(host, ""),
+                "os": entry.get("os", ""),
+                "risk": entry.get("risk"),
+                "packages": [
+                    {
+                        "name": p["name"],
+                        "version": p["version"],
+                        "installed_before": p.get("installed"),
+                        "cves": p.get("cves", []),
+                        "risk": p.get("risk"),
+                        "explanation": p.get("explanation", ""),
+                    }
+                    for p in entry.get("packages", [])
+                ],
+            }
+        )
+    schedule = document.get("schedule") or []
+    return {
+        "plan_id": plan_id,
+        "state": record.state,
+        "created": record.created.isoformat(),
+        "updated": record.updated.isoformat(),
+        "inventory": record.inventory,
+        "author": document.get("author_name"),
+        "author_key": document.get("author"),
+        "approvals": approvals,
+        "ranking": document.get("ranking", ""),
+        "halt": _halt(record, audit),
+        "waves": [
+            {
+                "wave": w.wave + 1,
+                "kind": schedule[w.wave].get("kind") if w.wave < len(schedule) else None,
+                "state": w.state,
+                "started": w.started.isoformat() if w.started else None,
+                "ended": w.ended.isoformat() if w.ended else None,
+                "artifacts": w.artifacts,
+                "states": w.summary.get("states", {}) if isinstance(w.summary, dict) else {},
+                "halt": w.summary.get("halt") if isinstance(w.summary, dict) else None,
+            }
+            for w in record.waves
+        ],
+        "hosts": sorted(hosts_out, key=lambda h: (h["wave"] or 0, h["host"])),
+        "cves_closed": {
+            "source": CLOSURE_SOURCE,
+            "closed": {c: sorted(h) for c, h in sorted(closed.items())},
+            "still_open": {c: sorted(h) for c, h in sorted(still_open.items())},
+        },
+        "audit": [
+            {"seq": r.seq, "time": r.time, "actor": r.actor, "action": r.action, "subject": r.subject}
+            for r in audit
+        ],
+        "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _md(text: Any) -> str:
+    """Untrusted text made safe for a Markdown table cell: no control characters, pipes or markup."""
+    from patchbrain.audit import sanitize
+
+    out = sanitize(str(text if text is not None else ""))
+    for ch in ("\\", "|", "`", "*", "_", "<", ">", "[", "]"):
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report for people (Markdown)."""
+    lines = [
+        f"# Rollout report {report['plan_id']}",
+        "",
+        f"- state: **{_md(report['state'])}** (created {report['created']}, updated {report['updated']})",
+        f"- author: {_md(report['author'] or 'none')} ({_md(report['author_key'] or 'unsigned')})",
+        "- approvals: "
+        + (
+            ", ".join(f"{_md(a['approver'])} at {_md(a['approved_at'])}" for a in report["approvals"])
+            or "none on record"
+        ),
+        f"- ranking: {_md(report['ranking'])}",
+    ]
+    halt = report["halt"]
+    if halt:
+        hosts = ", ".join(_md(h) for h in halt.get("hosts") or [])
+        lines.append(
+            f"- **halted ({_md(halt.get('kind'))})**: {_md(halt.get('reason'))}"
+            + (f" [{hosts}]" if hosts else "")
+        )
+    lines += [
+        "",
+        "## Waves",
+        "",
+        "| wave | kind | state | started | ended | hosts |",
+        "|---|---|---|---|---|---|",
+    ]
+    for w in report["waves"]:
+        states = ", ".join(f"{k} {v}" for k, v in sorted(w["states"].items()))
+        lines.append(
+            f"| {w['wave']} | {_md(w['kind'])} | {_md(w['state'])} | {w['started'] or '-'} "
+            f"| {w['ended'] or '-'} | {_md(states)} |"
+        )
+    lines += [
+        "",
+        "## What was patched where",
+        "",
+        "| wave | host | state | packages | detail |",
+        "|---|---|---|---|---|",
+    ]
+    for h in report["hosts"]:
+        pkgs = "; ".join(
+            f"{p['name']} {p['installed_before'] or '?'} -> {p['version']}" for p in h["packages"]
+        )
+        lines.append(
+            f"| {h['wave']} | {_md(h['host'])} | {_md(h['state'])} | {_md(pkgs)} | {_md(h['detail'])} |"
+        )
+    closure = report["cves_closed"]
+    lines += ["", "## CVEs", "", f"Source: {_md(closure['source'])}.", ""]
+    for label, table in (("closed", closure["closed"]), ("still open", closure["still_open"])):
+        lines.append(
+            f"- {label}: " + ("; ".join(f"{_md(c)} on {len(h)} host(s)" for c, h in table.items()) or "none")
+        )
+    lines += ["", "## Why this order (ranking explanations)", ""]
+    for h in sorted(report["hosts"], key=lambda h: -(h["risk"] or 0))[:50]:
+        lines.append(f"- {_md(h['host'])} (risk {h['risk']}):")
+        for p in h["packages"]:
+            lines.append(
+                f"  - {_md(p['name'])} {_md(p['version'])}: risk {p['risk']}; {_md(p['explanation'])}"
+            )
+    lines += [
+        "",
+        "## Audit records",
+        "",
+        "| seq | time | actor | action | subject |",
+        "|---|---|---|---|---|",
+    ]
+    for r in report["audit"]:
+        lines.append(
+            f"| {r['seq']} | {r['time']} | {_md(r['actor'])} | {_md(r['action'])} | {_md(r['subject'])} |"
+        )
+    return "\n".join(lines) + "\n"
