@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="HOST: the pending updates, a `patchbrain discover --json` document",
+        help="HOST: the pending updates, a `patchbrain discover --json` document "
+        "(default: the journal's latest discovery)",
     )
     e.add_argument(
         "--kev",
@@ -281,18 +282,19 @@ def _explain_host(args: argparse.Namespace) -> int:
     from patchbrain.prioritizer.priority import HostContext, explain_host
 
     name = args.target
-    if args.discovery is None:
-        raise BadInput(
-            "explaining a host needs its pending updates: give --discovery FILE "
-            "(the output of `patchbrain discover --json`)",
-            source=name,
-            field="--discovery",
+    if args.discovery is not None:
+        by_host = read_discovery(args.discovery)
+        inventory = resolve_inventory(args)
+    else:
+        by_host, recorded = _latest_discovery()
+        inventory = (
+            resolve_inventory(args) if args.inventory is not None or not recorded.exists() else recorded
         )
-    hosts = {h.name: h for h in load_hosts(resolve_inventory(args))}
+    hosts = {h.name: h for h in load_hosts(inventory)}
     host = hosts.get(name)
     if host is None:
         raise BadInput("no such host in the inventory", source=name, field="HOST")
-    pending = read_discovery(args.discovery).get(name, [])
+    pending = by_host.get(name, [])
     cve_ids = sorted({c for u in pending for c in u.cves})
     records, kev_ids = _host_cve_data(cve_ids, args)
     bundle = _bundle(args.model)
@@ -327,6 +329,28 @@ def _explain_host(args: argparse.Namespace) -> int:
             + (" ..." if len(unknown) > 10 else "")
         )
     return 0
+
+
+def _latest_discovery() -> tuple[dict[str, Any], Path]:
+    """The journal's latest discovery (host -> pending updates) and the inventory it ran on."""
+    from patchbrain import config
+    from patchbrain.errors import BadInput
+    from patchbrain.prioritizer.discovery_input import pending_by_host
+
+    latest = None
+    if config.db_path().exists():
+        from patchbrain.journal import Journal
+        from patchbrain.store import Store
+
+        latest = Journal(Store()).latest_discovery()
+    if latest is None:
+        raise BadInput(
+            "no discovery on record: run `patchbrain discover`, or give --discovery FILE "
+            "(a `patchbrain discover --json` document)",
+            field="--discovery",
+        )
+    taken, inventory, document = latest
+    return pending_by_host(document, source=f"the journal's discovery of {taken}"), Path(inventory)
 
 
 def _host_cve_data(cve_ids: list[str], args: argparse.Namespace) -> tuple[dict[str, Any], set[str]]:

@@ -1,11 +1,12 @@
 """A model bundle: `model.txt` (LightGBM's own text format, never a pickle) + `metadata.json`.
 
-`metadata.json` records the bundle format, LightGBM version, the ordered feature list, the categorical
-vocabularies, the SHA-256 of every training input and of `model.txt` itself, metrics, seed and training
-window. `load_bundle` refuses (exit 5) a bundle whose feature list differs from this patchbrain's, whose
-`model.txt` does not hash to what the metadata says (a model file swapped on disk), or whose booster
-disagrees with its metadata. `metadata.json` can be signed with trust keys (`metadata.json.sig.*`); the
-governance gate checks those signatures on promotion.
+`metadata.json` records the bundle format, LightGBM version, the ordered feature list, the priors learnt
+on the training window (`vocabularies`: they change scores as much as `model.txt` does, and signatures
+cover them with the rest of `metadata.json`), the SHA-256 of every training input and of `model.txt`
+itself, metrics, seed and training window. `load_bundle` refuses (exit 5) a bundle whose feature list
+differs from this patchbrain's, whose `model.txt` does not hash to what the metadata says (a model file
+swapped on disk), or whose booster disagrees with its metadata. `metadata.json` can be signed with trust
+keys (`metadata.json.sig.*`); the governance gate checks those signatures on promotion.
 """
 
 from __future__ import annotations

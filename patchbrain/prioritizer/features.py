@@ -372,7 +372,7 @@ def normalize_assigner(assigner: str | None) -> str | None:
 
 
 def extract(record: CveRecord) -> dict[str, RawValue]:
-    """Raw feature values of one record (categoricals as strings, missing as None)."""
+    """Raw feature values of one record (keys such as vendors as strings, missing as None)."""
     raw: dict[str, RawValue] = {}
     v3 = _parse_vector(record.cvss3_vector, _V3)
     v2 = _parse_vector(record.cvss2_vector, _V2)
@@ -581,7 +581,9 @@ def describe_value(name: str, raw: RawValue) -> str:
         return "missing"
     feat = FEATURES[FEATURE_INDEX[name]]
     if feat.kind != "num":
-        return str(raw)
+        values = str(raw).split()
+        more = f" (+{len(values) - 3} more)" if len(values) > 3 else ""
+        return ", ".join(values[:3]) + more
     if name.startswith("cvss3_") and name[6:] in _V3:
         inv = {v: k for k, v in _V3[name[6:]].items()}
         return inv.get(int(float(raw)), str(raw))

@@ -84,7 +84,7 @@ def remake(path, mutate):
     plan = with_id(parse_plan({**doc, "plan_id": "0" * 64}, source="edit", check_id=False))
     plan = sign_authorship(plan, KeyStore().load_private("lab-signing"))
     path.write_text(dump_plan(plan))
-    return doc
+    return yaml.safe_load(path.read_text())
 
 
 def mgr(lab, host):
@@ -176,7 +176,12 @@ def test_benign_rollout_in_waves_installs_exactly_the_planned_versions(lab, tmp_
     for i in (1, 2, 3):
         assert (("rollout.wave.start", f"{pid}/w{i}")) in actions
         assert (("rollout.wave.end", f"{pid}/w{i}")) in actions
-    assert actions[0] == ("rollout.start", pid) and actions[-1] == ("rollout.end", pid)
+    # the unapproved attempt is on record before the approved rollout
+    assert actions[:2] == [("rollout.refused", pid), ("rollout.start", pid)]
+    assert actions[-1] == ("rollout.end", pid)
+    [start] = [r for r in audit if r.action == "rollout.start"]
+    assert [a["approver"] for a in start.payload["approvals"]] == ["lab-approver-1"]
+    assert start.payload["author"] == "lab-signing"
     # one artifacts folder per wave, holding both runs and their inputs
     for i, wave in enumerate(result["waves"], start=1):
         folder = Path(wave["artifacts"])
@@ -199,6 +204,19 @@ def test_benign_rollout_in_waves_installs_exactly_the_planned_versions(lab, tmp_
 
     out = json.loads(cli("status", "--json").stdout)
     assert out["plan"]["plan_id"] == pid and out["plan"]["state"] == "done"
+
+    # the report and the evidence bundle of the real rollout
+    report = json.loads(cli("report", pid, "--format", "json").stdout)
+    assert report["cves_closed"]["closed"] == {"CVE-2019-14287": [f"h0{i}" for i in range(1, 7)]}
+    assert report["halt"] is None and [a["approver"] for a in report["approvals"]] == ["lab-approver-1"]
+    bundle = tmp_path / "evidence.tar.gz"
+    cli("forensics", pid, "--out", str(bundle))
+    import tarfile
+
+    with tarfile.open(bundle) as tar:
+        names = [m.name.split("/", 1)[1] for m in tar.getmembers()]
+    assert any(n.startswith("artifacts/") and n.endswith("-w1-patch/status") for n in names)
+    assert "posture/w1/h01-post.json" in names and "MANIFEST.sha256" in names
 
 
 PAYLOADS = ("{{ lookup('pipe','touch /tmp/pwned-ctl') }}", "; touch /tmp/pwned")

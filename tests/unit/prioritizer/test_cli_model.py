@@ -306,3 +306,33 @@ def test_explain_host_text_and_bad_inputs(
     assert cli.main(["model", "explain", "web1", "--discovery", str(bad), *base]) == 2
     err = capsys.readouterr().err
     assert "hosts[0].pending[0].package" in err
+
+
+def test_explain_host_defaults_to_the_journals_latest_discovery(
+    tmp_path, sample_bundle_dir, sample_records, sample_kev, capsys, pb_home
+):
+    from patchbrain.journal import Journal
+    from patchbrain.store import Store
+
+    inv, disc, _ = _host_inputs(tmp_path, sample_records, sample_kev)
+    from_file = _explain_host_json(capsys, "web1", inv, disc, sample_bundle_dir)
+    Journal(Store()).add_discovery(
+        inventory=str(inv), artifacts=str(tmp_path), document=json.loads(disc.read_text())
+    )
+    code = cli.main(
+        [
+            "model",
+            "explain",
+            "web1",
+            "--nvd",
+            str(NVD_SAMPLE),
+            "--kev",
+            str(KEV_SAMPLE),
+            "--model",
+            str(sample_bundle_dir),
+            "--json",
+        ]
+    )  # no --discovery, no -i: the journal's discovery and the inventory it ran on
+    assert code == 0
+    from_journal = json.loads(capsys.readouterr().out)
+    assert from_journal["updates"] == from_file["updates"] and from_journal["risk"] == from_file["risk"]

@@ -158,3 +158,8 @@ def test_extract_never_fails_on_odd_strings(description, cpes, urls):
     )
     raw = F.extract(rec)
     assert set(raw) == set(F.FEATURE_NAMES) | {"vendor", "product", "cwe", "assigner", "vendors", "products"}
+
+
+def test_keyed_values_are_worded_briefly():
+    assert F.describe_value("vendor_kev_rate", "microsoft") == "microsoft"
+    assert F.describe_value("product_cves", "a:x b:y c:z d:w e:v") == "a:x, b:y, c:z (+2 more)"
