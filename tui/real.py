@@ -10,18 +10,21 @@ Not on main yet (answered honestly, never invented): approvals with a quorum (pl
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from patchbrain import config
+from patchbrain.approvals import sign_authorship
 from patchbrain.audit import open_audit_log
 from patchbrain.errors import PatchbrainError
 from patchbrain.inventory import load_hosts
 from patchbrain.journal import Journal
 from patchbrain.keys import KeyStore
 from patchbrain.models import Host, PendingUpdate
-from patchbrain.plans import Plan, dump_plan, make_plan
+from patchbrain.plans import Plan, dump_plan, load_plan, make_plan
 from patchbrain.store import Store
 from tui.backend import (
     ApprovalView,
@@ -44,7 +47,7 @@ from tui.backend import (
     WaveView,
 )
 
-_NOT_YET = "not available yet: {what} has not landed in patchbrain"
+_APPROVAL_TTL = dt.timedelta(hours=8)
 _STATUS = {
     "TaskStarted": "started",
     "TaskOk": "ok",
@@ -58,13 +61,20 @@ _STATUS = {
 class RealBackend:
     """Reads and drives this machine's patchbrain state."""
 
-    def __init__(self, inventory: Path | None = None, store: Store | None = None) -> None:
+    def __init__(
+        self, inventory: Path | None = None, store: Store | None = None, author_key: str | None = None
+    ) -> None:
         self._inventory = inventory
         self._store = store
+        # Plans made here are signed by this key as their author (it then cannot approve them).
+        self._author_key = (
+            author_key if author_key is not None else os.environ.get("PATCHBRAIN_TUI_AUTHOR_KEY")
+        )
         self._hosts: dict[str, Host] = {}
         self._discovered: dict[str, Mapping[str, Any]] = {}
         self._plan: Plan | None = None
         self._plan_view: PlanView | None = None
+        self._plan_file: Path | None = None
 
     def store(self) -> Store:
         if self._store is None:
@@ -179,28 +189,84 @@ class RealBackend:
             raise Unavailable("the latest discovery found nothing pending; nothing to plan")
         try:
             hosts = load_hosts(Path(inventory)) if Path(inventory).exists() else []
-            plan = make_plan(pending, inventory=inventory, hosts=hosts)
+            key = KeyStore().load_private(self._author_key) if self._author_key else None
+            plan = make_plan(
+                pending,
+                inventory=inventory,
+                hosts=hosts,
+                author=key.public.fingerprint if key else None,
+                author_name=key.name if key else None,
+            )
+            if key is not None:
+                plan = sign_authorship(plan, key)
+            folder = config.state_dir() / "plans"
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = folder / f"{plan.plan_id}.yaml"
+            path.write_text(dump_plan(plan), encoding="utf-8")
+            plan = load_plan(path)  # as approvers see it: the file's exact bytes are what gets signed
         except PatchbrainError as exc:
             raise Refused(str(exc)) from exc
-        folder = config.state_dir() / "plans"
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        (folder / f"{plan.plan_id}.yaml").write_text(dump_plan(plan), encoding="utf-8")
-        self._plan, self._plan_view = plan, plan_view(plan)
+        self._plan, self._plan_view, self._plan_file = plan, plan_view(plan), path
         return self._plan_view
 
     def approvals(self) -> list[ApprovalView]:
         plan = self._plan
         if plan is None:
             return []
+        return [self._approval_view(plan)]
+
+    def _approval_view(self, plan: Plan, refusals: tuple[tuple[str, str], ...] = ()) -> ApprovalView:
+        from patchbrain.approvals import check_approvals, gather, policy_from_env
+
         entries = len({(p.name, p.version) for h in plan.hosts.values() for p in h.packages})
-        return [
-            ApprovalView(
-                plan.plan_id, len(plan.hosts), entries, (), 0, "no approval step (approvals not landed)"
+        try:
+            verdict = check_approvals(
+                plan,
+                gather(plan, self.store(), self._plan_file),
+                keystore=KeyStore(),
+                policy=policy_from_env(),
             )
-        ]
+        except PatchbrainError as exc:
+            return ApprovalView(plan.plan_id, len(plan.hosts), entries, (), 1, f"refused: {exc}", refusals)
+        names = tuple(str(v.get("approver", "?")) for v in verdict.valid)
+        state = "approved" if verdict.ok else f"waiting: {len(names)} of {verdict.required} approvals"
+        return ApprovalView(plan.plan_id, len(plan.hosts), entries, names, verdict.required, state, refusals)
 
     def approve(self, plan_id: str, key_name: str) -> ApprovalView:
-        raise Unavailable(_NOT_YET.format(what="approvals with a quorum"))
+        from patchbrain.approvals import (
+            ApprovalStore,
+            append_sidecar,
+            approve,
+            policy_from_env,
+            sidecar_path,
+        )
+        from patchbrain.audit import default_actor
+
+        plan = self._plan
+        if plan is None or plan.plan_id != plan_id:
+            raise Refused(f"no plan {plan_id} in this session")
+        keystore = KeyStore()
+        policy = policy_from_env()
+        audit = open_audit_log(self.store())
+        try:
+            key = keystore.load_private(key_name)
+            approval = approve(plan, key, keystore=keystore, ttl=_APPROVAL_TTL, policy=policy)
+        except PatchbrainError as exc:
+            audit.append(
+                default_actor(), "plan.approve.refused", plan_id, {"key": key_name, "reason": str(exc)}
+            )
+            raise Refused(str(exc)) from exc
+        ApprovalStore(self.store()).add(approval)
+        if self._plan_file is not None:
+            append_sidecar(sidecar_path(self._plan_file), approval)
+        fields = approval.fields()
+        audit.append(
+            default_actor(),
+            "plan.approve",
+            plan_id,
+            {"approver": key.name, "key": key.public.fingerprint, "expires_at": fields.get("expires_at")},
+        )
+        return self._approval_view(plan)
 
     def key_names(self) -> list[str]:
         return [k.name for k in KeyStore().list() if k.has_private and k.problem is None]

@@ -1,6 +1,7 @@
 """A whole rollout driven through the TUI with the pilot, on real lab hosts (own instance `tui`).
 
-discover (CLI) -> Plan screen: create -> Approvals: shows the plan -> Rollout: start, confirm, live events
+discover (CLI) -> Plan screen: create (authored by lab-signing) -> Approvals: approve with lab-approver-1
+through the confirmation -> Rollout: start, confirm, live events
 from the executor's hooks -> every host patched, checked over SSH outside Ansible.
 The safety loop (drift gate, restore) is not on main yet: the sabotaged-canary half of the issue's lab test
 is left until it lands (the fake backend's sabotage path covers the screens meanwhile).
@@ -36,6 +37,9 @@ def fleet(tmp_path_factory):
     lab = Lab(INSTANCE)
     try:
         lab.up(3, ("apt",))
+        from patchbrain.keys import KeyStore, ensure_lab_keys
+
+        ensure_lab_keys(KeyStore())  # what `patchbrain lab up` does: the lab's author and approver keys
         yield lab
     finally:
         lab.down()
@@ -59,7 +63,7 @@ def test_benign_rollout_through_the_tui(fleet):
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    backend = RealBackend()
+    backend = RealBackend(author_key="lab-signing")  # the plan's author: it cannot approve its own plan
 
     async def drive() -> RolloutScreen:
         app = make_app(backend)
@@ -77,6 +81,12 @@ def test_benign_rollout_through_the_tui(fleet):
             await pilot.pause()
             assert isinstance(app.screen, ApprovalsScreen)
             assert app.screen.query_one("#plans", DataTable).row_count == 1
+            assert not backend.approvals()[0].approved  # nothing is auto-approved
+            await pilot.press("a")  # approve with the first key, lab-approver-1, through the confirmation
+            await pilot.pause()
+            await pilot.press("y")
+            await pilot.pause()
+            assert backend.approvals()[0].approvals == ("lab-approver-1",)
             await pilot.press("4", "s")
             await pilot.pause()
             await pilot.press("y")

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Static
 from patchbrain.audit import open_audit_log
 from patchbrain.store import Store
 from tui.__main__ import make_app
-from tui.backend import Unavailable
+from tui.backend import Refused, Unavailable
 from tui.real import RealBackend
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,13 +31,37 @@ def test_missing_inventory_is_said(pb_home: Path) -> None:
         RealBackend(inventory=pb_home / "nope.yml").fleet()
 
 
-def test_not_landed_parts_refuse_instead_of_inventing(pb_home: Path) -> None:
+def test_parts_without_data_refuse_instead_of_inventing(pb_home: Path) -> None:
     backend = RealBackend(inventory=REPO / "inventory" / "example-fleet.yml")
     assert backend.current_plan() is None and backend.approvals() == []
     with pytest.raises(Unavailable, match="no discovery on record"):
         backend.create_plan()
-    with pytest.raises(Unavailable, match="approvals"):
+    with pytest.raises(Refused, match="no plan p1"):
         backend.approve("p1", "alice")
+
+
+def test_approvals_through_the_tui_use_the_real_policy(pb_home: Path) -> None:
+    from patchbrain.approvals import gather, policy_from_env, require_approved
+    from patchbrain.keys import KeyStore
+
+    keys = KeyStore()
+    keys.new("author")
+    keys.new("approver")
+    _discovery(pb_home)
+    backend = RealBackend(inventory=pb_home / "inv.yml", author_key="author")
+    plan_id = backend.create_plan().plan_id
+    (waiting,) = backend.approvals()
+    assert not waiting.approved and waiting.state.startswith("waiting: 0 of 1")
+    with pytest.raises(Refused, match="authored this plan"):
+        backend.approve(plan_id, "author")
+    view = backend.approve(plan_id, "approver")
+    assert view.approved and view.approvals == ("approver",) and view.state == "approved"
+    plan = backend.plan
+    assert plan is not None
+    verdict = require_approved(plan, gather(plan, Store()), keystore=keys, policy=policy_from_env())
+    assert [v["approver"] for v in verdict.valid] == ["approver"]
+    actions = [r.action for r in open_audit_log(Store()).records()]
+    assert actions.count("plan.approve.refused") == 1 and actions.count("plan.approve") == 1
 
 
 def test_audit_screen_shows_chain_and_its_break(pb_home: Path) -> None:
