@@ -249,6 +249,46 @@ class ApprovalStore:
         return [Approval(str(r["statement"]), str(r["signature"])) for r in rows]
 
 
+def record_approval(
+    plan: Plan,
+    key: PrivateKey,
+    *,
+    keystore: KeyStore,
+    store: Store,
+    plan_file: Path | None,
+    ttl: dt.timedelta,
+    policy: ApprovalPolicy,
+) -> Approval:
+    """Approve `plan` with `key` and keep the approval: in the store, beside `plan_file` when given, and
+    in the audit log (`plan.approve`, or `plan.approve.refused` with the reason before re-raising)."""
+    from patchbrain.audit import default_actor, open_audit_log
+
+    audit = open_audit_log(store)
+    try:
+        approval = approve(plan, key, keystore=keystore, ttl=ttl, policy=policy)
+    except ApprovalRefused as exc:
+        audit.append(
+            default_actor(), "plan.approve.refused", plan.plan_id, {"key": key.name, "reason": str(exc)}
+        )
+        raise
+    ApprovalStore(store).add(approval)
+    if plan_file is not None:
+        append_sidecar(sidecar_path(plan_file), approval)
+    audit.append(
+        default_actor(),
+        "plan.approve",
+        plan.plan_id,
+        {
+            "approver": key.name,
+            "key": key.public.fingerprint,
+            "plan_file_sha256": plan.file_sha256,
+            "hosts": len(plan.hosts),
+            "expires_at": approval.fields()["expires_at"],
+        },
+    )
+    return approval
+
+
 def read_sidecar(path: Path) -> list[Approval]:
     """Approvals from a sidecar file (missing file: none). A malformed line is BadInput."""
     try:

@@ -233,39 +233,32 @@ class RealBackend:
         return ApprovalView(plan.plan_id, len(plan.hosts), entries, names, verdict.required, state, refusals)
 
     def approve(self, plan_id: str, key_name: str) -> ApprovalView:
-        from patchbrain.approvals import (
-            ApprovalStore,
-            append_sidecar,
-            approve,
-            policy_from_env,
-            sidecar_path,
-        )
+        from patchbrain.approvals import policy_from_env, record_approval
         from patchbrain.audit import default_actor
 
         plan = self._plan
         if plan is None or plan.plan_id != plan_id:
             raise Refused(f"no plan {plan_id} in this session")
         keystore = KeyStore()
-        policy = policy_from_env()
-        audit = open_audit_log(self.store())
         try:
             key = keystore.load_private(key_name)
-            approval = approve(plan, key, keystore=keystore, ttl=_APPROVAL_TTL, policy=policy)
         except PatchbrainError as exc:
-            audit.append(
+            open_audit_log(self.store()).append(
                 default_actor(), "plan.approve.refused", plan_id, {"key": key_name, "reason": str(exc)}
             )
             raise Refused(str(exc)) from exc
-        ApprovalStore(self.store()).add(approval)
-        if self._plan_file is not None:
-            append_sidecar(sidecar_path(self._plan_file), approval)
-        fields = approval.fields()
-        audit.append(
-            default_actor(),
-            "plan.approve",
-            plan_id,
-            {"approver": key.name, "key": key.public.fingerprint, "expires_at": fields.get("expires_at")},
-        )
+        try:
+            record_approval(
+                plan,
+                key,
+                keystore=keystore,
+                store=self.store(),
+                plan_file=self._plan_file,
+                ttl=_APPROVAL_TTL,
+                policy=policy_from_env(),
+            )
+        except PatchbrainError as exc:
+            raise Refused(str(exc)) from exc
         return self._approval_view(plan)
 
     def key_names(self) -> list[str]:

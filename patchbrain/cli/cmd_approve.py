@@ -28,16 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    from patchbrain.approvals import (
-        ApprovalRefused,
-        ApprovalStore,
-        append_sidecar,
-        approve,
-        gather,
-        policy_from_env,
-        sidecar_path,
-    )
-    from patchbrain.audit import default_actor, open_audit_log
+    from patchbrain.approvals import check_approvals, gather, policy_from_env, record_approval, sidecar_path
     from patchbrain.cli.cmd_keys import read_passphrase_file
     from patchbrain.keys import KeyStore
     from patchbrain.plans import load_plan
@@ -50,31 +41,10 @@ def _approve(args: argparse.Namespace) -> int:
     policy = policy_from_env()
     ttl = parse_duration(args.ttl, source="command line", field="--ttl")
     store = Store()
-    audit = open_audit_log(store)
-    try:
-        approval = approve(plan, key, keystore=keystore, ttl=ttl, policy=policy)
-    except ApprovalRefused as exc:
-        audit.append(
-            default_actor(), "plan.approve.refused", plan.plan_id, {"key": args.key, "reason": str(exc)}
-        )
-        raise
-    ApprovalStore(store).add(approval)
-    append_sidecar(sidecar_path(args.plan), approval)
-    fields = approval.fields()
-    audit.append(
-        default_actor(),
-        "plan.approve",
-        plan.plan_id,
-        {
-            "approver": key.name,
-            "key": key.public.fingerprint,
-            "plan_file_sha256": plan.file_sha256,
-            "hosts": len(plan.hosts),
-            "expires_at": fields["expires_at"],
-        },
+    approval = record_approval(
+        plan, key, keystore=keystore, store=store, plan_file=args.plan, ttl=ttl, policy=policy
     )
-    from patchbrain.approvals import check_approvals
-
+    fields = approval.fields()
     verdict = check_approvals(plan, gather(plan, store, args.plan), keystore=keystore, policy=policy)
     if args.json:
         print_json(
