@@ -3,7 +3,7 @@
 Usage: bench/bench_poisoning.py [DATA_DIR] [--fakes 500]
 
 Trains, in one process and with the same settings: (a) an honest retrain (another seed) and (b) a retrain on
-the real NVD records plus the attack of bench/poisoning.py (inflated-severity fakes, and fakes listed as
+the real NVD records plus patchbrain.redteam.poisoning's attack (inflated-severity fakes, and fakes listed as
 known-exploited in a poisoned KEV copy); runs `governance.validate` on both against the packaged default
 model and prints the gate's figures and reasons. The gate must pass (a) and refuse (b) for metric or shift
 reasons. Without DATA_DIR, the `shared/data` folder beside the repository is used when present.
@@ -31,13 +31,12 @@ def main(argv: list[str]) -> int:
 
     import tempfile
 
-    from poisoning import poison
-
     from patchbrain.feeds.kev import load_kev
     from patchbrain.feeds.nvd import iter_nvd11
     from patchbrain.prioritizer import governance as G
     from patchbrain.prioritizer import train as T
     from patchbrain.prioritizer.bundle import load_bundle, load_default, save_bundle
+    from patchbrain.redteam.poisoning import poison
 
     kev = set(load_kev(kev_csv))
     records = [r for f in sorted((base / "nvd").glob("nvdcve-1.1-*.json*")) for r in iter_nvd11(f)]

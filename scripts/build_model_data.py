@@ -6,7 +6,7 @@
 Writes (deterministically: fixed seed, gzip with mtime 0, so re-running gives identical bytes):
 - patchbrain/prioritizer/golden/nvd-golden.json.gz + labels.csv: NVD 1.1 items published 2015-2019
   (positives = in the KEV catalog) and prints the SHA-256 values to pin in governance.GOLDEN_SHA256;
-- tests/fixtures/model/nvd-sample.json.gz + kev-sample.csv: a disjoint sample small enough to train on in
+- patchbrain/redteam/data/nvd-sample.json.gz + kev-sample.csv: a disjoint sample small enough to train on in
   unit tests, with the KEV rows of its positives.
 """
 
@@ -113,7 +113,7 @@ def main() -> int:
     labels = "cve_id,in_kev\n" + "".join(f"{key(it)},{int(key(it) in kev_rows)}\n" for it in golden)
     (gdir / "labels.csv").write_text(labels, encoding="utf-8")
 
-    fdir = ROOT / "tests" / "fixtures" / "model"
+    fdir = ROOT / "patchbrain" / "redteam" / "data"
     _write_feed(fdir / "nvd-sample.json.gz", fixture)
     with (fdir / "kev-sample.csv").open("w", newline="", encoding="utf-8") as fh:
         fields = list(next(iter(kev_rows.values())).keys())

@@ -13,20 +13,17 @@ from patchbrain.audit import (
     GENESIS_HASH,
     AuditLog,
     Checkpoint,
-    canonical_json,
-    record_hash,
 )
 from patchbrain.errors import BadInput
 from patchbrain.keys import KeyStore
-from patchbrain.store import Store
-
-_TRIGGERS = (
-    "audit_log_no_update",
-    "audit_log_no_delete",
-    "audit_checkpoint_no_update",
-    "audit_checkpoint_no_delete",
+from patchbrain.redteam.audit_tamper import (
+    TAMPERING,
+    attacker,
+    edit_actor,
+    insert_naive,
+    rewrite_rechained,
 )
-_COLS = "time, actor, action, subject, payload, payload_hash, prev_hash, record_hash"
+from patchbrain.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -51,103 +48,6 @@ def make_log(path, n, signer=None, every=1000):
         for entry in entries:
             log.append(*entry)
     return log
-
-
-def attacker(path) -> sqlite3.Connection:
-    """A raw connection by someone who can write the database file and drops the guard triggers."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    for t in _TRIGGERS:
-        conn.execute(f"DROP TRIGGER IF EXISTS {t}")
-    return conn
-
-
-def payload_hash(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-# -- tampering, one function per kind -------------------------------------------------------------------
-
-
-def edit_payload(conn, k):
-    conn.execute("UPDATE audit_log SET payload = ? WHERE seq = ?", ('{"i":-1}', k))
-
-
-def edit_actor(conn, k):
-    conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = ?", (k,))
-
-
-def edit_payload_and_its_hash(conn, k):
-    text = '{"i":-1}'
-    conn.execute(
-        "UPDATE audit_log SET payload = ?, payload_hash = ? WHERE seq = ?", (text, payload_hash(text), k)
-    )
-
-
-def delete(conn, k):
-    conn.execute("DELETE FROM audit_log WHERE seq = ?", (k,))
-
-
-def delete_and_renumber(conn, k):
-    conn.execute("DELETE FROM audit_log WHERE seq = ?", (k,))
-    conn.execute("UPDATE audit_log SET seq = -(seq - 1) WHERE seq > ?", (k,))
-    conn.execute("UPDATE audit_log SET seq = -seq WHERE seq < 0")
-
-
-def reorder(conn, k):
-    """Swap records k and k+1 (everything but the seq column)."""
-    a = conn.execute(f"SELECT {_COLS} FROM audit_log WHERE seq = ?", (k,)).fetchone()  # noqa: S608
-    b = conn.execute(f"SELECT {_COLS} FROM audit_log WHERE seq = ?", (k + 1,)).fetchone()  # noqa: S608
-    sql = f"UPDATE audit_log SET ({_COLS}) = (?, ?, ?, ?, ?, ?, ?, ?) WHERE seq = ?"  # noqa: S608
-    conn.execute(sql, (*b, k))
-    conn.execute(sql, (*a, k + 1))
-
-
-def _make_room(conn, k):
-    conn.execute("UPDATE audit_log SET seq = -(seq + 1) WHERE seq >= ?", (k,))
-    conn.execute("UPDATE audit_log SET seq = -seq WHERE seq < 0")
-
-
-def insert_chained(conn, k):
-    """Insert a well-formed record at k that links to k-1 (the attacker knows the format)."""
-    _make_room(conn, k)
-    prev = conn.execute("SELECT record_hash FROM audit_log WHERE seq = ?", (k - 1,)).fetchone()
-    prev_hash = prev[0] if prev else GENESIS_HASH
-    text = canonical_json({"forged": True})
-    t = "2026-01-01T00:00:00.000000Z"
-    h = record_hash(k, t, "mallory", "test.op", "x", payload_hash(text), prev_hash)
-    conn.execute(
-        "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (k, t, "mallory", "test.op", "x", text, payload_hash(text), prev_hash, h),
-    )
-
-
-def insert_naive(conn, k):
-    _make_room(conn, k)
-    text = canonical_json({"forged": True})
-    conn.execute(
-        "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            k,
-            "2026-01-01T00:00:00.000000Z",
-            "mallory",
-            "test.op",
-            "x",
-            text,
-            payload_hash(text),
-            "a" * 64,
-            "b" * 64,
-        ),
-    )
-
-
-TAMPERING = {
-    "edited": [edit_payload, edit_actor, edit_payload_and_its_hash],
-    "deleted": [delete, delete_and_renumber],
-    "reordered": [reorder],
-    "inserted": [insert_chained, insert_naive],
-}
 
 
 @pytest.mark.parametrize(
@@ -224,21 +124,7 @@ def test_an_exported_checkpoint_anchor_catches_that_truncation(tmp_path, keystor
 def test_a_rechained_rewrite_is_caught_by_the_next_checkpoint(tmp_path, keystore, signer):
     path = tmp_path / "a.db"
     log = make_log(path, 20, signer=signer, every=5)
-    conn = attacker(path)
-    prev = GENESIS_HASH
-    for seq, t, actor, action, subject, payload, ph, _p, _h in conn.execute(
-        "SELECT * FROM audit_log ORDER BY seq"
-    ).fetchall():
-        if seq == 7:
-            payload = canonical_json({"i": "rewritten"})
-            ph = payload_hash(payload)
-        h = record_hash(seq, t, actor, action, subject, ph, prev)
-        conn.execute(
-            "UPDATE audit_log SET payload = ?, payload_hash = ?, prev_hash = ?, record_hash = ? "
-            "WHERE seq = ?",
-            (payload, ph, prev, h, seq),
-        )
-        prev = h
+    rewrite_rechained(attacker(path), 7)
     result = log.verify(keystore)
     assert result.problem is not None
     assert result.problem.kind == "rewritten"

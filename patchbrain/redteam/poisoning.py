@@ -24,7 +24,7 @@ def poison(
     records: Sequence[CveRecord], kev_ids: set[str], *, n: int = 500, seed: int = 1
 ) -> tuple[list[CveRecord], set[str]]:
     """(fake records, poisoned KEV ids): add the fakes to `records`, use the ids instead of the real KEV."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - a reproducible attack, not a secret
     live = [r for r in records if not r.rejected and r.published is not None]
     exploited = [r for r in live if r.cve_id in kev_ids]
     low = [r for r in live if r.cve_id not in kev_ids and (r.cvss3_score or r.cvss2_score or 10.0) < 6.0]

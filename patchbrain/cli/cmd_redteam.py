@@ -1,0 +1,132 @@
+"""`patchbrain redteam list|run`: the seed's attacks on patchbrain as scored exercises (docs/redteam.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from patchbrain.cli.common import add_json, print_json
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("redteam", help="red-team exercises: attack patchbrain and score its defences")
+    rsub = p.add_subparsers(dest="redteam_command", metavar="SUBCOMMAND", required=True)
+    lp = rsub.add_parser("list", help="the scenarios, what each attacks, and whether it can run here")
+    add_json(lp)
+    lp.set_defaults(func=_list)
+    rp = rsub.add_parser(
+        "run", help="run scenarios (all by default) and score them; exit 0 only if all passed"
+    )
+    rp.add_argument(
+        "--scenario", action="append", default=[], metavar="NAME", help="run only NAME (repeatable)"
+    )
+    add_json(rp)
+    rp.add_argument("--report", type=Path, default=None, metavar="FILE.md", help="write the Markdown report")
+    rp.add_argument("--lab", default=None, metavar="NAME", help="attack hosts of this RUNNING lab instance")
+    rp.add_argument(
+        "--no-own-lab",
+        action="store_true",
+        help="never bring up a lab instance of its own (scenarios needing hosts are then not available)",
+    )
+    rp.add_argument(
+        "--own-lab-name",
+        default="redteam",
+        metavar="NAME",
+        help="instance name of its own lab (default redteam)",
+    )
+    rp.add_argument(
+        "--staging", type=Path, default=None, metavar="INVENTORY", help="a staging inventory (see docs)"
+    )
+    rp.add_argument(
+        "--i-understand-this-attacks-staging",
+        action="store_true",
+        dest="confirm_staging",
+        help="required with --staging",
+    )
+    rp.add_argument("--workdir", type=Path, default=None, help="keep scratch folders here (default: removed)")
+    rp.set_defaults(func=_run)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from patchbrain.redteam.registry import scenarios
+
+    every = scenarios()
+    if args.json:
+        print_json(
+            [
+                {"number": s.number, "name": s.name, "title": s.title, "attacked": s.attacked,
+                 "needs_hosts": s.needs_hosts, "defences": list(s.defences)}
+                for s in every
+            ]
+        )  # fmt: skip
+        return 0
+    for s in every:
+        hosts = " (needs a lab host)" if s.needs_hosts else ""
+        print(f"{s.number}. {s.name}{hosts}\n   {s.attacked}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from patchbrain.errors import BadInput, ExitCode
+    from patchbrain.redteam import report
+    from patchbrain.redteam.defences import ENV, disabled_from_env
+    from patchbrain.redteam.registry import select
+    from patchbrain.redteam.runner import RunOptions, run
+
+    if args.staging is not None:
+        if not args.confirm_staging:
+            raise BadInput(
+                "attacking a staging inventory needs --i-understand-this-attacks-staging", field="--staging"
+            )
+        # No scenario attacks staging hosts yet: the host scenarios run on lab hosts only (docs/redteam.md).
+        raise BadInput("no scenario supports a staging inventory yet; use --lab NAME", field="--staging")
+    try:
+        disabled = disabled_from_env()
+    except ValueError as exc:
+        raise BadInput(str(exc), source="environment", field=ENV) from exc
+    chosen = select(args.scenario)
+    if disabled:
+        print(
+            f"patchbrain: WARNING: {ENV} switches off {', '.join(disabled)}: this run cannot pass",
+            file=sys.stderr,
+        )
+    opts = RunOptions(
+        lab_instance=args.lab,
+        own_lab=not args.no_own_lab,
+        own_lab_instance=args.own_lab_name,
+        workdir=args.workdir,
+        disabled=disabled,
+    )
+    quiet = args.json
+    if not args.verbose:  # the attacks make patchbrain log hundreds of expected warnings; the report has them
+        import logging
+
+        logging.getLogger("patchbrain").setLevel(logging.ERROR)
+    results = run(
+        chosen, opts, progress=(lambda _m: None) if quiet else (lambda m: print(m, file=sys.stderr))
+    )
+    target = (
+        f"lab instance {args.lab}" if args.lab else "scratch state and, for host scenarios, a lab of its own"
+    )
+    if args.report is not None:
+        args.report.write_text(report.markdown(results, target=target, disabled=disabled), encoding="utf-8")
+    if args.json:
+        print_json(report.document(results, target=target, disabled=disabled))
+    else:
+        for r in results:
+            ok = sum(c.passed for c in r.checks)
+            print(
+                f"{r.status.upper():12} {r.name}: {ok}/{len(r.checks)} checks"
+                + (f" - {r.detail}" if r.detail else "")
+            )
+            for c in r.checks:
+                if not c.passed:
+                    print(f"             FAIL {c.attack}: {c.outcome}")
+    if report.suite_passed(results, disabled):
+        return 0
+    if any(r.status == "unavailable" for r in results) and all(
+        r.status in ("passed", "unavailable") for r in results
+    ):
+        return int(ExitCode.BAD_INPUT) if not disabled else int(ExitCode.REFUSED)
+    return int(ExitCode.REFUSED)

@@ -1,0 +1,180 @@
+"""The test-only hook that switches a defence OFF inside the red-team process, so the suite cannot pass
+vacuously: with a defence off, the scenarios that rely on it must report failure.
+
+Read ONLY by the red-team runner (`patchbrain redteam run`), from `$PATCHBRAIN_REDTEAM_DISABLE` (a comma
+separated list of names below). Each entry replaces a function of the defence, in this process only and
+only while one scenario runs, with what a client without that defence would do; the original is put back
+afterwards. Production code paths have no such switch: `patchbrain feeds sync`, `model validate`,
+`rollout`, `audit verify` and the rest never read the variable. A run with a defence off is labelled so in
+its output and report, and never counts as a pass of the suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ENV = "PATCHBRAIN_REDTEAM_DISABLE"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Defence:
+    name: str
+    what: str
+    patch: Callable[[], list[tuple[Any, str, Any]]]  # -> (object, attribute, replacement)
+
+
+# -- feeds ------------------------------------------------------------------------------------------------
+
+
+def _no_tuf() -> list[tuple[Any, str, Any]]:
+    """A client that copies whatever the mirror's targets/ folder holds into the CVE store, unverified."""
+    from patchbrain.feeds import sync as feed_sync
+
+    def unverified_sync(source: str, name: str = "default", *, store: Any = None, **_: Any) -> Any:
+        from patchbrain.feeds.cvestore import CveStore
+        from patchbrain.store import Store
+
+        cves = CveStore(store if store is not None else Store())
+        files = []
+        for path in sorted(Path(source, "targets").iterdir()):
+            res = cves.load(path)
+            files.append(feed_sync.SyncedFile(path.name, "", res.format, res.records, 0, res.skipped))
+        return feed_sync.SyncResult("unverified", source, 0, 0, 0, tuple(files), {})
+
+    return [(feed_sync, "sync", unverified_sync)]
+
+
+def _no_screening() -> list[tuple[Any, str, Any]]:
+    from patchbrain.feeds import sync as feed_sync
+
+    return [(feed_sync, "screen", lambda *_a, **_k: {})]
+
+
+# -- model ------------------------------------------------------------------------------------------------
+
+
+def _no_gate() -> list[tuple[Any, str, Any]]:
+    from patchbrain.prioritizer import governance as G
+
+    real = G.validate
+
+    def passing(*args: Any, **kwargs: Any) -> Any:
+        return dataclasses.replace(real(*args, **kwargs), passed=True, reasons=())
+
+    return [(G, "validate", passing)]
+
+
+def _no_bundle_integrity() -> list[tuple[Any, str, Any]]:
+    """Load whatever model file lies in the folder (the hashes are made to match first)."""
+    from patchbrain.prioritizer import bundle as B
+    from patchbrain.prioritizer import governance as G
+
+    real = B.load_bundle
+
+    def trusting(directory: Any) -> Any:
+        src = Path(str(directory))
+        with tempfile.TemporaryDirectory(prefix="pb-redteam-") as tmp:
+            copy = Path(tmp) / "b"
+            shutil.copytree(src, copy)
+            meta = json.loads((copy / B.METADATA_FILE).read_text())
+            meta["model_sha256"] = B.sha256_file(copy / B.MODEL_FILE)
+            (copy / B.METADATA_FILE).write_bytes(B.metadata_bytes(meta))
+            loaded = real(copy)
+        return dataclasses.replace(
+            loaded, source=str(src), metadata_sha256=B.sha256_file(src / B.METADATA_FILE)
+        )
+
+    def registry_load(self: Any, bundle_id: str) -> Any:
+        if bundle_id == G.DEFAULT_ID:
+            return B.load_default()
+        row = (
+            self.store.connection()
+            .execute(
+                "SELECT path FROM model_pointer WHERE bundle_id = ? ORDER BY seq DESC LIMIT 1", (bundle_id,)
+            )
+            .fetchone()
+        )
+        return trusting(Path(row["path"]))
+
+    return [(B, "load_bundle", trusting), (G, "load_bundle", trusting), (G.Registry, "load", registry_load)]
+
+
+# -- plans, audit, injection ----------------------------------------------------------------------------
+
+
+def _no_approvals() -> list[tuple[Any, str, Any]]:
+    from patchbrain import approvals as A
+
+    def anything_goes(plan: Any, approvals: Any, **_: Any) -> Any:
+        return A.Verdict(plan.plan_id, 1, ({"approver": "(approvals switched off)"},), (), None)
+
+    return [(A, "require_approved", anything_goes)]
+
+
+def _no_audit_chain() -> list[tuple[Any, str, Any]]:
+    from patchbrain import audit as AU
+
+    real = AU.AuditLog.verify
+
+    def blind(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return dataclasses.replace(real(self, *args, **kwargs), ok=True, problem=None)
+
+    return [(AU.AuditLog, "verify", blind)]
+
+
+def _no_package_grammar() -> list[tuple[Any, str, Any]]:
+    """patchbrain's own name/version grammar (the roles keep theirs: the second layer)."""
+    from patchbrain import pkgspec
+
+    out: list[tuple[Any, str, Any]] = []
+    for attr in ("check_name", "check_version"):
+        if hasattr(pkgspec, attr):
+            out.append((pkgspec, attr, lambda value, *_a, **_k: value))
+    return out
+
+
+DEFENCES: dict[str, Defence] = {
+    d.name: d
+    for d in (
+        Defence("tuf", "TUF verification of feed repositories (signatures, versions, expiry)", _no_tuf),
+        Defence("screening", "the poisoning screens run on every feed sync", _no_screening),
+        Defence("model-gate", "the golden-set promotion gate (`model validate`)", _no_gate),
+        Defence("bundle-integrity", "model file hashes at load and at promotion", _no_bundle_integrity),
+        Defence("approvals", "signed approvals checked before a rollout and each wave", _no_approvals),
+        Defence("audit-chain", "the audit log's hash chain and checkpoint verification", _no_audit_chain),
+        Defence("package-grammar", "patchbrain's package name and version grammar", _no_package_grammar),
+    )
+}  # fmt: skip
+
+
+def disabled_from_env(env: dict[str, str] | None = None) -> tuple[str, ...]:
+    """The defences named in $PATCHBRAIN_REDTEAM_DISABLE (ValueError for an unknown name)."""
+    raw = (os.environ if env is None else env).get(ENV, "")
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    unknown = [n for n in names if n not in DEFENCES]
+    if unknown:
+        raise ValueError(f"{ENV}: unknown defence(s) {', '.join(unknown)}; known: {', '.join(DEFENCES)}")
+    return names
+
+
+@contextlib.contextmanager
+def switched_off(names: tuple[str, ...]) -> Iterator[None]:
+    """Replace the named defences for the duration of the block, then restore every original."""
+    saved: list[tuple[Any, str, Any]] = []
+    try:
+        for name in names:
+            for obj, attr, replacement in DEFENCES[name].patch():
+                saved.append((obj, attr, getattr(obj, attr)))
+                setattr(obj, attr, replacement)
+        yield
+    finally:
+        for obj, attr, original in reversed(saved):
+            setattr(obj, attr, original)

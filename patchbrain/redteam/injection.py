@@ -1,0 +1,252 @@
+"""Scenario 8, injection through package names, CVE ids and host variables, on a real lab host: Jinja
+lookups and shell metacharacters that would create marker files if anything templated or shelled them.
+Checks that patchbrain refuses them in Python (naming the field), that the roles refuse them on their own
+when patchbrain's checks are skipped (values handed straight to the playbook), that a variable nothing reads
+is never templated during a real discovery, and that no marker appears on the host or the controller.
+
+Needs one host: a running lab chosen with `--lab NAME`, else a lab instance of its own (up, then down)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from patchbrain.redteam.base import Check, Context, Evidence, Scenario, Unavailable
+from patchbrain.redteam.common import Outcome, attempt
+
+HOST = "h01"
+
+
+def payloads(tag: str) -> tuple[str, ...]:
+    """Hostile strings, each creating /tmp/pb-redteam-<tag>-* if it ever runs."""
+    m = f"/tmp/pb-redteam-{tag}"  # noqa: S108 - a marker path on the lab host, never written by us
+    return (
+        "{{ lookup('pipe','touch " + m + "-jinja') }}",
+        "; touch " + m + "-shell",
+        "$(touch " + m + "-subst)",
+        "`touch " + m + "-tick`",
+    )
+
+
+@contextlib.contextmanager
+def lab_host(ctx: Context) -> Iterator[Any]:
+    """The lab to attack: the one chosen with flags, else an own instance brought up and torn down."""
+    if ctx.lab is not None:
+        ctx.lab.inventory_path()  # BadInput when it is not up
+        yield ctx.lab
+        return
+    if not ctx.own_lab:
+        raise Unavailable("needs a lab host: pass --lab NAME (a running lab) or allow an own lab instance")
+    import os
+
+    if os.geteuid() != 0:
+        raise Unavailable("needs a lab host, and bringing one up needs root")
+    from patchbrain.lab import Lab
+
+    lab = Lab(ctx.lab_instance)
+    ctx.log(f"  bringing up lab instance {ctx.lab_instance!r} (1 apt host)")
+    try:
+        lab.up(1)
+        yield lab
+    finally:
+        ctx.log(f"  tearing down lab instance {ctx.lab_instance!r}")
+        lab.down()
+
+
+def _markers(lab: Any, tag: str) -> list[str]:
+    """Marker files found on the host and on the controller."""
+    found = [str(p) for p in Path("/tmp").glob(f"pb-redteam-{tag}-*")]  # noqa: S108
+    proc = lab.exec(HOST, ["sh", "-c", f"ls /tmp/pb-redteam-{tag}-* 2>/dev/null || true"], timeout=120)
+    found += [f"{HOST}:{line}" for line in proc.stdout.split()]
+    return found
+
+
+def run(ctx: Context) -> list[Check]:
+    import yaml
+
+    from patchbrain.errors import BadInput
+    from patchbrain.executor.request import RunRequest
+    from patchbrain.executor.runner import run as run_playbook
+    from patchbrain.inventory import load_hosts
+    from patchbrain.models import PendingUpdate
+    from patchbrain.plans import load_plan, make_plan, plan_document
+
+    tag = secrets.token_hex(4)
+    evil = payloads(tag)
+    checks: list[Check] = []
+    with lab_host(ctx) as lab:
+        inventory = lab.inventory_path()
+        base = plan_document(
+            make_plan([PendingUpdate(HOST, "labdemo", "1.0", "1.1", "apt")], inventory="", spec="1")
+        )
+
+        def plan_refused(field: str, value: str) -> Outcome:
+            doc = yaml.safe_load(yaml.safe_dump(base))
+            pkg = doc["waves"][0][0]["packages"][0]
+            if field == "cves":
+                pkg["cves"] = [value]
+            else:
+                pkg[field] = value
+            path = ctx.workdir / "hostile-plan.yaml"
+            path.write_text(yaml.safe_dump(doc))
+            try:
+                load_plan(path)
+            except BadInput as exc:
+                return (
+                    True,
+                    "refused before anything ran (exit 2), naming the field",
+                    [Evidence("refusal", str(exc)[:400])],
+                )
+            return False, "the hostile plan LOADED: patchbrain's own checks let it through", []
+
+        for field in ("name", "version", "cves"):
+            for value in evil[:2]:
+                checks.append(
+                    attempt(
+                        f"plan with a hostile package {field}: {value!r}",
+                        functools.partial(plan_refused, field, value),
+                    )
+                )
+
+        def straight_to_playbook(i: int, name: str, version: str) -> Outcome:
+            ev: list[Evidence] = []
+            for step, tags in (("pre", ("preflight",)), ("patch", ())):
+                result = run_playbook(
+                    RunRequest(
+                        playbook="rollout.yml",
+                        inventory=inventory,
+                        ident=f"redteam-{tag}-{i}-{step}",
+                        limit=(HOST,),
+                        tags=tags,
+                        skip_tags=() if tags else ("preflight",),
+                        extravars={"patchbrain_plan_packages": {HOST: [{"name": name, "version": version}]}},
+                    )
+                )
+                fails = [
+                    e
+                    for e in result.events
+                    if type(e).__name__ == "TaskFailed" and not getattr(e, "ignored", False)
+                ]
+                task = getattr(fails[-1], "task", "?") if fails else "none"
+                ev.append(
+                    Evidence(
+                        "verifier", f"{step}: host outcome {result.host_outcome(HOST)}, failed task: {task}"
+                    )
+                )
+                if result.host_outcome(HOST) != "failed":
+                    return False, f"the playbook ACCEPTED the hostile values ({step})", ev
+            marks = _markers(lab, tag)
+            if marks:
+                return False, f"a payload RAN: {', '.join(marks)}", ev
+            return True, "the role refused the values (grammar assert); no marker on host or controller", ev
+
+        cases = ((evil[0], "1.1"), ("labdemo", evil[0]), (evil[1], "1.1"), ("labdemo", evil[2]))
+        for i, (name, version) in enumerate(cases):
+            checks.append(
+                attempt(
+                    "hostile values handed straight to rollout.yml (patchbrain's checks skipped): "
+                    f"name={name!r} version={version!r}",
+                    functools.partial(straight_to_playbook, i, name, version),
+                )
+            )
+
+        inv_doc = yaml.safe_load(inventory.read_text())
+
+        def hosts_of(doc: dict[str, Any]) -> dict[str, Any]:
+            def walk(node: dict[str, Any]) -> dict[str, Any] | None:
+                if HOST in (node.get("hosts") or {}):
+                    return node["hosts"]  # type: ignore[no-any-return]
+                for child in (node.get("children") or {}).values():
+                    if (found := walk(child or {})) is not None:
+                        return found
+                return None
+
+            found = walk(doc["all"])
+            if found is None:
+                raise RuntimeError(f"{HOST} not found in {inventory}")
+            return found
+
+        def read_var() -> Outcome:
+            bad = yaml.safe_load(yaml.safe_dump(inv_doc))
+            hosts_of(bad)[HOST]["patchbrain_pkg_mgr"] = evil[0]
+            path = ctx.workdir / "hostile-inventory.yml"
+            path.write_text(yaml.safe_dump(bad))
+            try:
+                load_hosts(path)
+            except BadInput as exc:
+                return (
+                    True,
+                    "refused before anything ran (exit 2), naming the variable",
+                    [Evidence("refusal", str(exc)[:400])],
+                )
+            return False, "the inventory with a hostile patchbrain_pkg_mgr LOADED", []
+
+        checks.append(attempt("hostile value in a variable patchbrain reads (patchbrain_pkg_mgr)", read_var))
+
+        def unread_vars() -> Outcome:
+            from patchbrain.executor import discovery
+
+            doc = yaml.safe_load(yaml.safe_dump(inv_doc))
+            for i, p in enumerate(evil):
+                hosts_of(doc)[HOST][f"site_note_{i}"] = p
+            path = ctx.workdir / "hostile-vars.yml"
+            path.write_text(yaml.safe_dump(doc))
+            load_hosts(path)
+            result = run_playbook(
+                RunRequest(
+                    playbook="discover.yml", inventory=path, ident=f"redteam-{tag}-discover", limit=(HOST,)
+                )
+            )
+            found = discovery.parse_run_data(result.data)
+            ev = [
+                Evidence(
+                    "verifier",
+                    f"discovery: host outcome {result.host_outcome(HOST)}, {len(found)} host document(s)",
+                )
+            ]
+            marks = _markers(lab, tag)
+            if marks:
+                return False, f"a payload RAN: {', '.join(marks)}", ev
+            ok = result.host_outcome(HOST) == "ok" and [d.host for d in found] == [HOST]
+            return (
+                ok,
+                "a real discovery ran normally with the hostile variables in the inventory; no marker",
+                ev,
+            )
+
+        checks.append(
+            attempt("hostile strings in host variables nothing reads, during a real discovery", unread_vars)
+        )
+
+        def final() -> Outcome:
+            marks = _markers(lab, tag)
+            return (
+                not marks,
+                "no marker file on the host or the controller after every attack",
+                [
+                    Evidence(
+                        "verifier",
+                        f"markers found: {marks or 'none'} "
+                        f"(searched /tmp/pb-redteam-{tag}-* on {HOST} and here)",
+                    )
+                ],
+            )
+
+        checks.append(attempt("sweep: marker files after every attack", final))
+    return checks
+
+
+SCENARIO = Scenario(
+    name="injection",
+    number=8,
+    title="Injection through package names, CVE ids and host variables",
+    attacked="plan and inventory validation (plans.py, pkgspec.py, inventory.py), the roles' grammar "
+    "checks, `!unsafe` variables",
+    defences=("package-grammar",),
+    needs_hosts=True,
+    run=run,
+)
