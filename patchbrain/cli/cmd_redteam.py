@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         dest="confirm_staging",
         help="required with --staging",
     )
+    rp.add_argument(
+        "--require-all",
+        action="store_true",
+        help="fail when any scenario is not available (scenarios named with --scenario always must be)",
+    )
     rp.add_argument("--workdir", type=Path, default=None, help="keep scratch folders here (default: removed)")
     rp.set_defaults(func=_run)
 
@@ -109,10 +114,12 @@ def _run(args: argparse.Namespace) -> int:
     target = (
         f"lab instance {args.lab}" if args.lab else "scratch state and, for host scenarios, a lab of its own"
     )
+    strict = args.require_all or bool(args.scenario)
     if args.report is not None:
-        args.report.write_text(report.markdown(results, target=target, disabled=disabled), encoding="utf-8")
+        text = report.markdown(results, target=target, disabled=disabled, strict=strict)
+        args.report.write_text(text, encoding="utf-8")
     if args.json:
-        print_json(report.document(results, target=target, disabled=disabled))
+        print_json(report.document(results, target=target, disabled=disabled, strict=strict))
     else:
         for r in results:
             ok = sum(c.passed for c in r.checks)
@@ -123,10 +130,8 @@ def _run(args: argparse.Namespace) -> int:
             for c in r.checks:
                 if not c.passed:
                     print(f"             FAIL {c.attack}: {c.outcome}")
-    if report.suite_passed(results, disabled):
+    if report.suite_passed(results, disabled, strict=strict):
         return 0
-    if any(r.status == "unavailable" for r in results) and all(
-        r.status in ("passed", "unavailable") for r in results
-    ):
-        return int(ExitCode.BAD_INPUT) if not disabled else int(ExitCode.REFUSED)
-    return int(ExitCode.REFUSED)
+    if all(r.status in ("passed", "unavailable") for r in results) and not disabled:
+        return int(ExitCode.BAD_INPUT)  # only unavailable ones stand in the way: nothing was refuted
+    return int(ExitCode.FAILURES)  # a defence did not hold (or was switched off)

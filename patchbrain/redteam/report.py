@@ -20,22 +20,30 @@ def _md(text: str) -> str:
     return out
 
 
-def document(results: Sequence[ScenarioResult], *, target: str, disabled: Sequence[str]) -> dict[str, Any]:
+def document(
+    results: Sequence[ScenarioResult], *, target: str, disabled: Sequence[str], strict: bool = False
+) -> dict[str, Any]:
     """The run as JSON-ready data."""
     return {
         "target": target,
         "disabled_defences": list(disabled),
-        "passed": suite_passed(results, disabled),
+        "passed": suite_passed(results, disabled, strict=strict),
+        "not_available": [r.name for r in results if r.status == "unavailable"],
         "scenarios": [r.to_dict() for r in results],
     }
 
 
-def suite_passed(results: Sequence[ScenarioResult], disabled: Sequence[str]) -> bool:
-    """A suite passes only with no defence switched off and every scenario run and passed."""
-    return bool(results) and not disabled and all(r.passed for r in results)
+def suite_passed(results: Sequence[ScenarioResult], disabled: Sequence[str], *, strict: bool = False) -> bool:
+    """Passed: no defence switched off, at least one scenario passed, and every scenario passed; with
+    `strict` False a scenario that is not available here is left out (it is never counted as passed)."""
+    if disabled or not any(r.passed for r in results):
+        return False
+    return all(r.passed or (r.status == "unavailable" and not strict) for r in results)
 
 
-def markdown(results: Sequence[ScenarioResult], *, target: str, disabled: Sequence[str]) -> str:
+def markdown(
+    results: Sequence[ScenarioResult], *, target: str, disabled: Sequence[str], strict: bool = False
+) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# patchbrain red-team report ({now})", "", f"Target: {_md(target)}", ""]
     if disabled:
@@ -51,8 +59,14 @@ def markdown(results: Sequence[ScenarioResult], *, target: str, disabled: Sequen
             f"| {_number(r)} | {_md(r.name)} | {_ICON[r.status]} | {ok}/{len(r.checks)} | {r.seconds:.1f} s |"
         )
     lines.append("")
-    verdict = "PASSED" if suite_passed(results, disabled) else "NOT PASSED"
-    lines += [f"Suite: **{verdict}**", ""]
+    verdict = "PASSED" if suite_passed(results, disabled, strict=strict) else "NOT PASSED"
+    missing = [r.name for r in results if r.status == "unavailable"]
+    note = (
+        f" ({len(missing)} not available, not counted as passed: {_md(', '.join(missing))})"
+        if missing
+        else ""
+    )
+    lines += [f"Suite: **{verdict}**{note}", ""]
     for r in results:
         lines += [
             f"## {_number(r)}. {_md(r.name)}: {_ICON[r.status]}",

@@ -1,0 +1,137 @@
+"""The red-team suite without hosts: every available host-less scenario passes, each fails when the defence
+it relies on is switched off through the test-only hook (so it cannot pass vacuously), unavailable ones are
+reported as such and never pass, and production commands ignore the hook."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from patchbrain import cli
+from patchbrain.redteam import registry
+from patchbrain.redteam.defences import DEFENCES, ENV, switched_off
+from patchbrain.redteam.runner import RunOptions, run
+
+NO_HOSTS = ("feed-injection", "plan-tampering", "audit-tampering")
+
+
+def _run(name, disabled=()):
+    (result,) = run(registry.select([name]), RunOptions(own_lab=False, disabled=disabled))
+    return result
+
+
+def test_list_shows_every_scenario_of_the_issue(capsys):
+    assert cli.main(["redteam", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [s["number"] for s in listed] == list(range(1, 10))
+    assert len({s["name"] for s in listed}) == 9
+    assert all(set(s["defences"]) <= set(DEFENCES) for s in listed if not s["needs_hosts"])
+
+
+@pytest.mark.parametrize("name", NO_HOSTS)
+def test_scenario_passes_with_its_defences_on(name, pb_home):
+    result = _run(name)
+    assert result.status == "passed", [c.to_dict() for c in result.checks if not c.passed] or result.detail
+    assert len(result.checks) >= 4 and result.evidence
+    assert not (pb_home / "patchbrain.db").exists(), "a scenario must work in its own home"
+
+
+@pytest.mark.parametrize(
+    ("name", "defence"),
+    [
+        ("feed-injection", "tuf"),
+        ("feed-injection", "screening"),
+        ("plan-tampering", "approvals"),
+        ("audit-tampering", "audit-chain"),
+    ],
+)
+def test_scenario_fails_loudly_with_its_defence_off(name, defence, pb_home):
+    result = _run(name, disabled=(defence,))
+    assert result.status == "failed" and not result.passed
+    assert result.disabled == (defence,)
+    failed = [c for c in result.checks if not c.passed]
+    assert failed and all(c.outcome for c in failed)
+    # the controls (the honest case) still pass: the scenario tells a working defence from a missing one
+    assert all(c.passed for c in result.checks if c.attack.startswith("control"))
+
+
+def test_model_poisoning_passes_and_each_defence_off_fails_its_own_checks(pb_home):
+    result = _run("model-poisoning")
+    assert result.status == "passed", [c.to_dict() for c in result.checks]
+    assert any("prediction-shift" in e.text or "metric-regression" in e.text for e in result.evidence)
+    off = _run("model-poisoning", disabled=("model-gate", "bundle-integrity"))
+    assert off.status == "failed"
+    by_attack = {c.attack.split(" ")[0]: c.passed for c in off.checks}
+    # the gate alone decides the poisoned candidate; integrity alone decides both swapped files
+    assert by_attack["candidate"] is False and by_attack["control:"] is True
+    assert [c.passed for c in off.checks if "swapped" in c.attack or "replaced" in c.attack] == [False, False]
+
+
+def test_unavailable_scenarios_never_pass(pb_home, capsys, tmp_path):
+    report = tmp_path / "r.md"
+    code = cli.main(["redteam", "run", "--scenario", "faults", "--json", "--report", str(report)])
+    assert code != 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] is False and doc["not_available"] == ["faults"]
+    assert doc["scenarios"][0]["status"] == "unavailable"
+    assert "not available:" in doc["scenarios"][0]["detail"]
+    assert "NOT AVAILABLE" in report.read_text()
+
+
+def test_run_writes_a_report_with_evidence(pb_home, capsys, tmp_path):
+    report = tmp_path / "r.md"
+    code = cli.main(["redteam", "run", "--scenario", "audit-tampering", "--scenario", "plan-tampering",
+                     "--report", str(report)])  # fmt: skip
+    assert code == 0
+    text = report.read_text()
+    assert "## 7. audit-tampering: PASS" in text and "## 4. plan-tampering: PASS" in text
+    assert "Suite: **PASSED**" in text
+    assert "rollout.refused" in text and "detected as" in text  # audit record ids and verifier output
+
+
+def test_a_run_with_a_defence_off_never_passes_and_says_so(pb_home, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV, "audit-chain")
+    report = tmp_path / "r.md"
+    assert cli.main(["redteam", "run", "--scenario", "audit-tampering", "--report", str(report)]) == 4
+    assert "DEFENCES SWITCHED OFF" in report.read_text()
+    assert "switches off audit-chain" in capsys.readouterr().err
+    monkeypatch.setenv(ENV, "no-such-defence")
+    assert cli.main(["redteam", "run", "--scenario", "audit-tampering"]) == 2
+
+
+def test_production_commands_ignore_the_hook(pb_home, capsys, monkeypatch):
+    """The variable is read by the red-team runner only: `audit verify` still catches tampering."""
+    from patchbrain.audit import AuditLog
+    from patchbrain.redteam.audit_tamper import attacker, edit_payload
+    from patchbrain.store import Store
+
+    log = AuditLog(Store())
+    log.append_many([("a", "test.op", f"s{i}", {"i": i}) for i in range(5)])
+    edit_payload(attacker(pb_home / "patchbrain.db"), 3)
+    monkeypatch.setenv(ENV, ",".join(DEFENCES))
+    assert cli.main(["audit", "verify"]) == 3
+
+
+def test_switched_off_restores_every_original():
+    from patchbrain import approvals, audit, pkgspec
+    from patchbrain.feeds import sync
+    from patchbrain.prioritizer import bundle, governance
+
+    before = [
+        sync.sync, sync.screen, governance.validate, governance.load_bundle, bundle.load_bundle,
+        governance.Registry.load, approvals.require_approved, audit.AuditLog.verify, pkgspec.check_name,
+    ]  # fmt: skip
+    with switched_off(tuple(DEFENCES)):
+        assert sync.sync is not before[0] and audit.AuditLog.verify is not before[7]
+    after = [
+        sync.sync, sync.screen, governance.validate, governance.load_bundle, bundle.load_bundle,
+        governance.Registry.load, approvals.require_approved, audit.AuditLog.verify, pkgspec.check_name,
+    ]  # fmt: skip
+    assert after == before
+
+
+def test_staging_needs_explicit_confirmation(pb_home, tmp_path):
+    inv = tmp_path / "staging.yml"
+    inv.write_text("all: {}\n")
+    assert cli.main(["redteam", "run", "--staging", str(inv)]) == 2
