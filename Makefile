@@ -8,7 +8,7 @@ STAMP := $(VENV)/.stamp-$(SETUP_HASH)
 PYTEST := $(BIN)/python -m pytest
 TIMED := scripts/timed.sh
 
-.PHONY: setup demo test lint unit lab molecule test-selinux selinux-image bench clean lab-down
+.PHONY: setup demo test lint unit lab molecule test-selinux redteam selinux-image bench clean lab-down
 
 setup: $(STAMP)
 
@@ -29,6 +29,7 @@ test: setup
 	$(MAKE) --no-print-directory lab
 	$(MAKE) --no-print-directory molecule
 	$(MAKE) --no-print-directory test-selinux
+	$(MAKE) --no-print-directory redteam
 
 lint: setup
 	@$(TIMED) lint bash -c 'set -e; \
@@ -52,6 +53,12 @@ molecule: setup
 # The real SELinux guest under qemu (builds and caches the image the first time, about 5 minutes).
 test-selinux: setup
 	@$(TIMED) test-selinux $(PYTEST) tests/selinux -m selinux -rP
+
+# The red-team exercises (docs/redteam.md): every available scenario must pass; the report is kept.
+# Scenarios needing hosts bring up a lab instance of their own (root) and tear it down.
+REDTEAM_REPORT ?= redteam-report.md
+redteam: setup
+	@$(TIMED) redteam $(BIN)/patchbrain redteam run --own-lab-name rt$$$$ --report $(REDTEAM_REPORT)
 
 selinux-image: setup
 	@$(TIMED) selinux-image $(BIN)/python scripts/selinux-vm.py build
