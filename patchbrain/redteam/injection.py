@@ -222,6 +222,17 @@ def run(ctx: Context) -> list[Check]:
             attempt("hostile strings in host variables nothing reads, during a real discovery", unread_vars)
         )
 
+        def hostile_changelog() -> Outcome:
+            return _changelog_rollout(ctx, lab, inventory, tag, evil)
+
+        checks.append(
+            attempt(
+                "hostile text around a CVE id in a published package's changelog: real discovery, plan, "
+                "approval and rollout",
+                hostile_changelog,
+            )
+        )
+
         def final() -> Outcome:
             marks = _markers(lab, tag)
             return (
@@ -238,6 +249,94 @@ def run(ctx: Context) -> list[Check]:
 
         checks.append(attempt("sweep: marker files after every attack", final))
     return checks
+
+
+def _changelog_rollout(ctx: Context, lab: Any, inventory: Path, tag: str, evil: tuple[str, ...]) -> Outcome:
+    """Publish labdemo at a new version whose changelog wraps a CVE id in payloads, then discover, plan,
+    approve and roll it out on the host for real: only the CVE id may come out, nothing may run."""
+    import dataclasses
+    import datetime as dt
+
+    from patchbrain.approvals import policy_from_env, record_approval, sign_authorship
+    from patchbrain.executor import discovery
+    from patchbrain.executor.request import RunRequest
+    from patchbrain.executor.rollout import rollout
+    from patchbrain.executor.runner import run as run_playbook
+    from patchbrain.keys import KeyStore
+    from patchbrain.lab import packages
+    from patchbrain.lab.content import LabContent
+    from patchbrain.plans import dump_plan, load_plan, make_plan
+    from patchbrain.store import Store
+
+    cve = "CVE-2026-31337"
+    lc = LabContent(lab.dir)
+    version = packages.next_version(lc.repo.versions(packages.PACKAGE, "deb"))
+    var = dataclasses.replace(
+        packages.variant("benign"), claim=f"SECURITY UPDATE {evil[0]} fixes {cve} {' '.join(evil[1:])}"
+    )
+    lc.publish(packages.build(var, ctx.workdir / "hostile-deb", version=version, formats=("deb",)))
+    result = run_playbook(
+        RunRequest(
+            playbook="discover.yml", inventory=inventory, ident=f"redteam-{tag}-changelog", limit=(HOST,)
+        )
+    )
+    pending = [
+        p for d in discovery.parse_run_data(result.data) for p in d.pending if p.package == packages.PACKAGE
+    ]
+    ev = [Evidence("verifier", f"discovery: {[(p.package, p.candidate, p.cves) for p in pending]}")]
+    # the changelog entries between the installed and the candidate version: ours and the benign 1.1's
+    expected = {cve, *packages.VARIANTS["benign"].cves}
+    if not pending or pending[0].candidate != version or set(pending[0].cves) != expected:
+        return (
+            False,
+            f"discovery did not report {packages.PACKAGE} {version} with exactly {sorted(expected)}",
+            ev,
+        )
+    keys = KeyStore()
+    for name in ("rt-inj-author", "rt-inj-approver"):
+        if not (keys.dir / f"{name}.key").exists():
+            keys.new(name)
+    author = keys.load_private("rt-inj-author")
+    plan = make_plan(
+        pending,
+        inventory=str(inventory),
+        spec="1",
+        author=author.public.fingerprint,
+        author_name="rt-inj-author",
+    )
+    path = ctx.workdir / "changelog-plan.yaml"
+    path.write_text(dump_plan(sign_authorship(plan, author)))
+    store = Store()
+    record_approval(
+        load_plan(path),
+        keys.load_private("rt-inj-approver"),
+        keystore=keys,
+        store=store,
+        plan_file=path,
+        ttl=dt.timedelta(hours=1),
+        policy=policy_from_env(),
+    )
+    out = rollout(load_plan(path), inventory=inventory, store=store, plan_file=path, keystore=keys)
+    states = [(h.host, h.state) for w in out.waves for h in w.hosts]
+    installed = lab.exec(
+        HOST, ["dpkg-query", "-W", "-f", "${Version}", packages.PACKAGE], timeout=120
+    ).stdout.strip()
+    ev.append(
+        Evidence(
+            "verifier",
+            f"rollout {out.state}: {states}; {HOST} has {packages.PACKAGE} {installed} (dpkg-query over SSH)",
+        )
+    )
+    marks = _markers(lab, tag)
+    if marks:
+        return False, f"a payload RAN: {', '.join(marks)}", ev
+    ok = out.halt is None and installed == version
+    return (
+        ok,
+        f"only CVE ids ({cve} and the older entry's) came out of the changelog; the approved rollout "
+        f"installed {version}; no marker",
+        ev,
+    )
 
 
 SCENARIO = Scenario(

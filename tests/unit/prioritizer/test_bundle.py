@@ -38,7 +38,7 @@ def test_bundle_holds_a_text_model_and_complete_metadata(sample_bundle_dir, samp
     assert meta["model_sha256"] == sha256_file(sample_bundle_dir / "model.txt")
     assert meta["lightgbm_version"] and meta["seed"] and meta["params"]["deterministic"] is True
     assert set(meta["vocabularies"]["tables"]) == set(F.KEYS) and 0 < meta["vocabularies"]["prior"] < 1
-    assert set(meta["training"]["inputs"]) == {"model/nvd-sample.json.gz", "model/kev-sample.csv"}
+    assert set(meta["training"]["inputs"]) == {"data/nvd-sample.json.gz", "data/kev-sample.csv"}
     assert all(len(h) == 64 for h in meta["training"]["inputs"].values())
     assert meta["training"]["window"] == ["2015-01-01", "2020-01-01"]
     v = meta["validation"]
