@@ -8,17 +8,21 @@ Needs one host: a running lab chosen with `--lab NAME`, else a lab instance of i
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from patchbrain.redteam.base import Check, Context, Evidence, Scenario, Unavailable
+from patchbrain.redteam.base import Check, Context, Evidence, Scenario
 from patchbrain.redteam.common import Outcome, attempt
-
-HOST = "h01"
+from patchbrain.redteam.labhost import (
+    HOST,
+    discover_pending,
+    installed_version,
+    lab_host,
+    plan_approve_rollout,
+    publish_labdemo,
+)
 
 
 def payloads(tag: str) -> tuple[str, ...]:
@@ -30,31 +34,6 @@ def payloads(tag: str) -> tuple[str, ...]:
         "$(touch " + m + "-subst)",
         "`touch " + m + "-tick`",
     )
-
-
-@contextlib.contextmanager
-def lab_host(ctx: Context) -> Iterator[Any]:
-    """The lab to attack: the one chosen with flags, else an own instance brought up and torn down."""
-    if ctx.lab is not None:
-        ctx.lab.inventory_path()  # BadInput when it is not up
-        yield ctx.lab
-        return
-    if not ctx.own_lab:
-        raise Unavailable("needs a lab host: pass --lab NAME (a running lab) or allow an own lab instance")
-    import os
-
-    if os.geteuid() != 0:
-        raise Unavailable("needs a lab host, and bringing one up needs root")
-    from patchbrain.lab import Lab
-
-    lab = Lab(ctx.lab_instance)
-    ctx.log(f"  bringing up lab instance {ctx.lab_instance!r} (1 apt host)")
-    try:
-        lab.up(1)
-        yield lab
-    finally:
-        ctx.log(f"  tearing down lab instance {ctx.lab_instance!r}")
-        lab.down()
 
 
 def _markers(lab: Any, tag: str) -> list[str]:
@@ -253,79 +232,23 @@ def run(ctx: Context) -> list[Check]:
 
 def _changelog_rollout(ctx: Context, lab: Any, inventory: Path, tag: str, evil: tuple[str, ...]) -> Outcome:
     """Publish labdemo at a new version whose changelog wraps a CVE id in payloads, then discover, plan,
-    approve and roll it out on the host for real: only the CVE id may come out, nothing may run."""
-    import dataclasses
-    import datetime as dt
-
-    from patchbrain.approvals import policy_from_env, record_approval, sign_authorship
-    from patchbrain.executor import discovery
-    from patchbrain.executor.request import RunRequest
-    from patchbrain.executor.rollout import rollout
-    from patchbrain.executor.runner import run as run_playbook
-    from patchbrain.keys import KeyStore
+    approve and roll it out on the host for real: only CVE ids may come out, nothing may run."""
     from patchbrain.lab import packages
-    from patchbrain.lab.content import LabContent
-    from patchbrain.plans import dump_plan, load_plan, make_plan
-    from patchbrain.store import Store
 
     cve = "CVE-2026-31337"
-    lc = LabContent(lab.dir)
-    version = packages.next_version(lc.repo.versions(packages.PACKAGE, "deb"))
-    var = dataclasses.replace(
-        packages.variant("benign"), claim=f"SECURITY UPDATE {evil[0]} fixes {cve} {' '.join(evil[1:])}"
-    )
-    lc.publish(packages.build(var, ctx.workdir / "hostile-deb", version=version, formats=("deb",)))
-    result = run_playbook(
-        RunRequest(
-            playbook="discover.yml", inventory=inventory, ident=f"redteam-{tag}-changelog", limit=(HOST,)
-        )
-    )
-    pending = [
-        p for d in discovery.parse_run_data(result.data) for p in d.pending if p.package == packages.PACKAGE
-    ]
+    claim = f"SECURITY UPDATE {evil[0]} fixes {cve} {' '.join(evil[1:])}"
+    version = publish_labdemo(lab, ctx.workdir / "hostile-deb", claim=claim)
+    pending = discover_pending(inventory, f"redteam-{tag}-changelog", packages.PACKAGE)
     ev = [Evidence("verifier", f"discovery: {[(p.package, p.candidate, p.cves) for p in pending]}")]
     # the changelog entries between the installed and the candidate version: ours and the benign 1.1's
     expected = {cve, *packages.VARIANTS["benign"].cves}
     if not pending or pending[0].candidate != version or set(pending[0].cves) != expected:
-        return (
-            False,
-            f"discovery did not report {packages.PACKAGE} {version} with exactly {sorted(expected)}",
-            ev,
-        )
-    keys = KeyStore()
-    for name in ("rt-inj-author", "rt-inj-approver"):
-        if not (keys.dir / f"{name}.key").exists():
-            keys.new(name)
-    author = keys.load_private("rt-inj-author")
-    plan = make_plan(
-        pending,
-        inventory=str(inventory),
-        spec="1",
-        author=author.public.fingerprint,
-        author_name="rt-inj-author",
-    )
-    path = ctx.workdir / "changelog-plan.yaml"
-    path.write_text(dump_plan(sign_authorship(plan, author)))
-    store = Store()
-    record_approval(
-        load_plan(path),
-        keys.load_private("rt-inj-approver"),
-        keystore=keys,
-        store=store,
-        plan_file=path,
-        ttl=dt.timedelta(hours=1),
-        policy=policy_from_env(),
-    )
-    out = rollout(load_plan(path), inventory=inventory, store=store, plan_file=path, keystore=keys)
+        return False, f"discovery did not report {packages.PACKAGE} {version} with {sorted(expected)}", ev
+    out, _plan = plan_approve_rollout(ctx, inventory, pending, "changelog")
     states = [(h.host, h.state) for w in out.waves for h in w.hosts]
-    installed = lab.exec(
-        HOST, ["dpkg-query", "-W", "-f", "${Version}", packages.PACKAGE], timeout=120
-    ).stdout.strip()
+    installed = installed_version(lab, packages.PACKAGE)
     ev.append(
-        Evidence(
-            "verifier",
-            f"rollout {out.state}: {states}; {HOST} has {packages.PACKAGE} {installed} (dpkg-query over SSH)",
-        )
+        Evidence("verifier", f"rollout {out.state}: {states}; {HOST} has {installed} (dpkg-query over SSH)")
     )
     marks = _markers(lab, tag)
     if marks:

@@ -57,15 +57,6 @@ SCENARIOS = (
         run=_pending("the failure-signal intake (issue #7)", "patchbrain.safety"),
     ),
     Scenario(
-        name="lying-self-report",
-        number=6,
-        title="Lying self-report",
-        attacked="a package manager shim that reports success without installing: the independent verifier",
-        defences=("verifier",),
-        needs_hosts=True,
-        run=_pending("the independent verifier patchbrain.verify (issue #7)", "patchbrain.verify"),
-    ),
-    Scenario(
         name="faults",
         number=9,
         title="Faults",

@@ -10,9 +10,16 @@ from patchbrain.redteam.base import Scenario
 
 def scenarios() -> tuple[Scenario, ...]:
     """All scenarios, available or not, ordered by the issue's numbering."""
-    from patchbrain.redteam import audit_scenario, feeds, injection, model, pending, plans
+    from patchbrain.redteam import audit_scenario, feeds, injection, model, pending, plans, selfreport
 
-    found = (feeds.SCENARIO, model.SCENARIO, plans.SCENARIO, audit_scenario.SCENARIO, injection.SCENARIO)
+    found = (
+        feeds.SCENARIO,
+        model.SCENARIO,
+        plans.SCENARIO,
+        audit_scenario.SCENARIO,
+        injection.SCENARIO,
+        selfreport.SCENARIO,
+    )
     return tuple(sorted((*found, *pending.SCENARIOS), key=lambda s: s.number))
 
 

@@ -1,6 +1,6 @@
-"""The red-team scenario that needs hosts (injection) on a real lab host: it passes, and it fails when
-patchbrain's own package grammar is switched off through the test-only hook. One lab instance of its own
-(`$PATCHBRAIN_TEST_REDTEAM_LAB`, default `rtlab`) in a private PATCHBRAIN_HOME, attacked with `--lab`."""
+"""The red-team scenarios that need hosts (injection, lying self-report) on a real lab host: each passes,
+and each fails when its defence is switched off through the test-only hook. One lab of its own
+(`redteam-<pid>`, tests/lab/lab_helpers.own_fleet) in a private PATCHBRAIN_HOME, attacked with `--lab`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from lab_helpers import own_fleet
 
 pytestmark = [
     pytest.mark.lab,
@@ -17,29 +18,15 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
 
-INSTANCE = os.environ.get("PATCHBRAIN_TEST_REDTEAM_LAB") or "rtlab"
-
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from patchbrain.lab import Lab
-
-    home = tmp_path_factory.mktemp("pbhome")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PATCHBRAIN_HOME", str(home))
-    mp.delenv("PATCHBRAIN_DB", raising=False)
-    lab = Lab(INSTANCE)
-    try:
-        lab.up(1)
-        yield lab
-    finally:
-        lab.down()
-        mp.undo()
+    yield from own_fleet(tmp_path_factory, "redteam", 1, ("apt",))
 
 
-def redteam(*args, env=None):
+def redteam(lab, *args, env=None, scenario="injection"):
     return subprocess.run(
-        [sys.executable, "-m", "patchbrain", "redteam", "run", "--scenario", "injection", "--lab", INSTANCE,
+        [sys.executable, "-m", "patchbrain", "redteam", "run", "--scenario", scenario, "--lab", lab.instance,
          "--json", *args],
         capture_output=True, text=True, timeout=1800, check=False, env={**os.environ, **(env or {})},
     )  # fmt: skip
@@ -47,7 +34,7 @@ def redteam(*args, env=None):
 
 def test_injection_scenario_passes_on_a_lab_host(lab, tmp_path):
     report = tmp_path / "report.md"
-    proc = redteam("--report", str(report))
+    proc = redteam(lab, "--report", str(report))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (result,) = json.loads(proc.stdout)["scenarios"]
     assert result["status"] == "passed" and len(result["checks"]) >= 10
@@ -58,7 +45,7 @@ def test_injection_scenario_passes_on_a_lab_host(lab, tmp_path):
 
 
 def test_injection_scenario_fails_with_the_grammar_off(lab):
-    proc = redteam(env={"PATCHBRAIN_REDTEAM_DISABLE": "package-grammar"})
+    proc = redteam(lab, env={"PATCHBRAIN_REDTEAM_DISABLE": "package-grammar"})
     assert proc.returncode == 4, proc.stderr[-3000:]
     (result,) = json.loads(proc.stdout)["scenarios"]
     assert result["status"] == "failed" and result["disabled_defences"] == ["package-grammar"]
@@ -66,3 +53,24 @@ def test_injection_scenario_fails_with_the_grammar_off(lab):
     assert failed and all("plan with a hostile package" in c["attack"] for c in failed)
     # the second layer (the roles' own grammar) still held: nothing ran on the host
     assert lab.exec("h01", ["sh", "-c", "ls /tmp/pb-redteam-* 2>/dev/null | wc -l"]).stdout.strip() == "0"
+
+
+def test_lying_self_report_is_caught_by_the_verifier(lab):
+    proc = redteam(lab, scenario="lying-self-report")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (result,) = json.loads(proc.stdout)["scenarios"]
+    assert result["status"] == "passed"
+    texts = [e["text"] for c in result["checks"] for e in c["evidence"]]
+    assert any("disagrees" in t for t in texts)
+    # the shims are gone: the host's PATH tools are the real ones again
+    for tool in ("apt-get", "dpkg-query"):
+        assert lab.exec("h01", ["test", "-e", f"/usr/local/sbin/{tool}"]).returncode == 1
+
+
+def test_lying_self_report_passes_unnoticed_without_the_verifier(lab):
+    proc = redteam(lab, scenario="lying-self-report", env={"PATCHBRAIN_REDTEAM_DISABLE": "verifier"})
+    assert proc.returncode == 4, proc.stderr[-3000:]
+    (result,) = json.loads(proc.stdout)["scenarios"]
+    assert result["status"] == "failed"
+    (failed,) = [c for c in result["checks"] if not c["passed"]]
+    assert "did NOT catch" in failed["outcome"]
