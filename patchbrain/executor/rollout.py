@@ -137,6 +137,7 @@ class RolloutOptions:
     idle_timeout_s: int | None = 1800
     halt_on_failure: bool = True
     artifacts_root: Path | None = None
+    lock_timeout_s: int = 60  # longest wait for another package manager's lock on a host
 
 
 def _audit(store: Store, action: str, subject: str, payload: dict[str, Any]) -> None:
@@ -263,6 +264,7 @@ class _Wave:
             extravars={
                 "patchbrain_plan_packages": self.plan.packages_by_host(hosts),
                 "patchbrain_reboot_ok": self.plan.reboot_ok,
+                "patchbrain_lock_timeout": self.opts.lock_timeout_s,
                 "patchbrain_posture": posture_available(),
             },
         )
@@ -454,12 +456,12 @@ def rollout(
 ) -> RolloutResult:
     """Run every wave of `plan` in order until one halts; journal and audit each step.
 
-    The plan's hosts are locked in the store first (`executor.lock`): RolloutLocked (exit 5) names a live
-    holder; a stale lock (holder process gone) is taken over and audited (`rollout.lock.stale`).
     Nothing runs unless the plan is approved (`patchbrain.approvals.require_approved`, approvals from the
     store and `plan_file`'s sidecar): ApprovalRefused (exit 5) before anything starts; approvals and
     maintenance windows are checked again before every wave, and each wave waits its predecessor's bake
-    time. A wave halts when more of its hosts fail than its `max_failures`.
+    time. A wave halts when more of its hosts fail than its `max_failures`. Once approved, the plan's hosts
+    are locked in the store (`executor.lock`): RolloutLocked (exit 5) names a live holder; a stale lock
+    (holder process gone) is taken over and audited (`rollout.lock.stale`).
 
     `resume=True` continues a rollout the journal holds (crashed, halted or canceled): the interrupted
     wave's hosts are re-verified over the second channel first (`executor.resume`), hosts already at the
