@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lab_helpers import own_fleet
 
 pytestmark = [
     pytest.mark.lab,
@@ -28,7 +29,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
 
-INSTANCE = os.environ.get("PATCHBRAIN_TEST_FAULTS_LAB") or "faults"
 FLAVORS = ("apt", "apt", "apt", "apt", "dnf")
 CLI = [sys.executable, "-m", "patchbrain"]
 INSTALL_TASK = "Install the named versions with apt"
@@ -36,24 +36,9 @@ INSTALL_TASK = "Install the named versions with apt"
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    from patchbrain.lab import Lab
-
-    home = tmp_path_factory.mktemp("pbhome")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PATCHBRAIN_HOME", str(home))
-    mp.setenv("PATCHBRAIN_LAB", INSTANCE)
-    mp.delenv("PATCHBRAIN_DB", raising=False)
-    lab = Lab(INSTANCE)
-    try:
-        lab.up(len(FLAVORS), FLAVORS)
-        from patchbrain.keys import KeyStore, ensure_lab_keys
-
-        ensure_lab_keys(KeyStore())
+    for lab in own_fleet(tmp_path_factory, "faults", len(FLAVORS), FLAVORS, lab_keys=True):
         lab.fresh = True
         yield lab
-    finally:
-        lab.down()
-        mp.undo()
 
 
 @pytest.fixture
