@@ -2,7 +2,8 @@
 
 `prepare_resume` reads the plan's journal record, finds the first wave that did not finish (`running` after a
 controller crash, `halted`, `canceled`, or never started), and re-reads every host of that wave the last run
-touched over the second channel (SSH outside Ansible, read-only: installed versions of the planned packages).
+touched over the second channel (`patchbrain.verify`: its own read-only SSH sessions, not Ansible; installed
+versions of the planned packages).
 Each such host goes `verifying`, then:
 
   at the planned versions      -> patched (or unchanged, if the journal already said so): never run again
@@ -16,19 +17,15 @@ not resumed (the same content would meet the same gate): make a new plan.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import datetime as dt
 import logging
-import shlex
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from patchbrain import pkgspec
 from patchbrain.errors import BadInput, RefusedByPolicy
-from patchbrain.executor.discovery import parse_dpkg_installed, parse_rpm_installed
 from patchbrain.feeds.versions import compare
 from patchbrain.journal import Journal, PlanRecord
 from patchbrain.plans import Plan
@@ -39,9 +36,6 @@ log = logging.getLogger(__name__)
 ROLLBACK_STATES = frozenset({"rolling_back", "restored", "not_restored"})
 UNTOUCHED = frozenset({"pending", "skipped"})
 NOT_RESUMABLE_HALTS = frozenset({"drift", "prescan"})
-ENV = ("env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C")
-DPKG_QUERY = ("/usr/bin/dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Abbrev}\n")
-RPM_QUERY = ("/usr/bin/rpm", "-q", "--qf", "%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\n")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,47 +84,37 @@ class ResumePoint:
         }
 
 
-def _ssh_argv(hostvars: Mapping[str, Any], name: str, timeout: float) -> list[str]:
-    address = str(hostvars.get("ansible_host") or name)
-    argv = ["ssh", *shlex.split(str(hostvars.get("ansible_ssh_common_args") or ""))]
-    if hostvars.get("ansible_ssh_private_key_file"):
-        argv += ["-i", str(hostvars["ansible_ssh_private_key_file"])]
-    if hostvars.get("ansible_port"):
-        argv += ["-p", str(int(hostvars["ansible_port"]))]
-    argv += ["-o", f"ConnectTimeout={max(1, int(timeout))}", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"]
-    return [*argv, f"{hostvars.get('ansible_user') or 'root'}@{address}"]
-
-
 def reverify_hosts(
     plan: Plan, hosts: Sequence[str], inventory: Path, *, timeout: float = 30.0, workers: int = 8
 ) -> dict[str, Reading]:
-    """Read the planned packages' installed versions on `hosts` over SSH, outside Ansible (read-only).
+    """Read the planned packages' installed versions on `hosts` over the second channel.
 
-    Interim second channel (OpenSSH with the inventory's connection variables and host keys); it moves to
-    `patchbrain.verify.read_hosts` (paramiko) once that lands.
+    `patchbrain.verify.read_hosts`: patchbrain's own read-only SSH sessions (paramiko, strict host keys from
+    the inventory's known_hosts), not Ansible; each host's package family is the plan's.
     """
-    from patchbrain.inventory import read_inventory, unwrap_unsafe
+    from patchbrain.inventory import hosts_from_listing, read_inventory
+    from patchbrain.verify import read_hosts
+    from patchbrain.verify.read import access_from_listing
 
-    data = unwrap_unsafe(read_inventory(inventory))
-    hostvars: Mapping[str, Any] = data.get("_meta", {}).get("hostvars", {})
-
-    def one(name: str) -> Reading:
-        planned = plan.hosts[name]
-        family = pkgspec.family_of(planned.pkg_mgr)
-        names = [pkgspec.check_name(p.name, family, source=f"plan host {name}") for p in planned.packages]
-        query = shlex.join([*ENV, *(DPKG_QUERY if family == "deb" else RPM_QUERY), *names])
-        argv = [*_ssh_argv(hostvars.get(name, {}), name, timeout), "--", query]
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout * 2, check=False)
-        except subprocess.TimeoutExpired:
-            return Reading(name, False, error=f"no answer within {timeout * 2:.0f} s")
-        if proc.returncode == 255:
-            return Reading(name, False, error=(proc.stderr.strip().splitlines() or ["ssh failed"])[-1])
-        found = parse_dpkg_installed(proc.stdout) if family == "deb" else parse_rpm_installed(proc.stdout)
-        return Reading(name, True, {n: found.get(n) for n in names})
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts) or 1))) as pool:
-        return dict(zip(hosts, pool.map(one, hosts), strict=True))
+    listing = read_inventory(inventory)
+    known = {h.name: h for h in hosts_from_listing(listing, source=str(inventory))}
+    targets = [
+        dataclasses.replace(known[h], pkg_mgr=plan.hosts[h].pkg_mgr) if h in known else None for h in hosts
+    ]
+    missing = [h for h, t in zip(hosts, targets, strict=True) if t is None]
+    if missing:
+        raise BadInput(f"hosts not in the inventory: {', '.join(missing)}", source=str(inventory))
+    readings = read_hosts(
+        [t for t in targets if t is not None],
+        {h: [p.name for p in plan.hosts[h].packages] for h in hosts},
+        access=access_from_listing(listing, source=str(inventory)),
+        timeout=timeout,
+        workers=workers,
+    )
+    return {
+        h: Reading(h, r.reachable, dict(r.versions), r.error) if (r := readings.get(h)) else Reading(h, False)
+        for h in hosts
+    }
 
 
 def judge(plan: Plan, reading: Reading, journal_state: str) -> Verdict:
