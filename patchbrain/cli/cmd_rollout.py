@@ -22,6 +22,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_json(p)
     p.add_argument("--forks", type=int, default=10, help="parallel hosts (default 10)")
     p.add_argument("--timeout", type=int, default=None, metavar="S", help="cancel a run after S seconds")
+    p.add_argument(
+        "--lock-timeout",
+        type=int,
+        default=60,
+        metavar="S",
+        help="longest wait for another package manager's lock on a host, then it fails (default 60)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted rollout of PLAN from the journal (re-verifies the interrupted wave)",
+    )
     p.set_defaults(func=_rollout)
 
 
@@ -31,6 +43,8 @@ def result_document(result: RolloutResult) -> dict[str, Any]:
         "plan_id": result.plan_id,
         "state": result.state,
         "halt": dataclasses.asdict(result.halt) if result.halt else None,
+        "resumed": result.resumed,
+        "lock_taken_over": list(result.lock_taken_over),
         "waves": [
             {
                 "wave": w.index + 1,
@@ -80,8 +94,11 @@ def _rollout(args: argparse.Namespace) -> int:
                     on_wave_state=progress.wave_state,
                     cancel=cancel.is_set,
                 ),
-                options=RolloutOptions(forks=args.forks, timeout_s=args.timeout),
+                options=RolloutOptions(
+                    forks=args.forks, timeout_s=args.timeout, lock_timeout_s=args.lock_timeout
+                ),
                 plan_file=args.plan,
+                resume=args.resume,
             )
     finally:
         signal.signal(signal.SIGINT, previous)
