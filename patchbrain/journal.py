@@ -88,6 +88,9 @@ ALLOWED: dict[str, frozenset[str]] = {
         {"patched", "unchanged", "failed", "unreachable", "mismatch", "skipped", "canceled"}
     ),
     **{s: frozenset({"rolling_back"}) for s in _ROLLBACKABLE},
+    # The safety loop's second opinion: a host Ansible called patched or unchanged may be found failed
+    # (health check), mismatched (the verifier read other versions) or unreachable by the verifier.
+    **{s: frozenset({"rolling_back", "failed", "mismatch", "unreachable"}) for s in ("patched", "unchanged")},
     "unreachable": frozenset(),
     "skipped": frozenset(),
     "rolling_back": frozenset({"restored", "not_restored"}),
