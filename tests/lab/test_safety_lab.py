@@ -16,7 +16,7 @@ import socket
 
 import pytest
 import yaml
-from rollout_helpers import cli, installed, make_plan, quick_plan
+from rollout_helpers import cli, installed, quick_plan
 
 pytestmark = [
     pytest.mark.lab,
@@ -183,14 +183,19 @@ def test_open_port_restore_is_proven_with_a_packet(lab, tmp_path):
         socket.create_connection((address, 4444), timeout=5).close()
 
 
+# Long enough that the job fires after the post-wave snapshots even on a loaded machine, and well before the
+# bake ends; the bake is measured from the end of the wave.
+DELAY = 120
+
+
 def test_delayed_sabotage_is_caught_by_the_bake_recheck(lab, tmp_path):
     from patchbrain.lab.content import LabContent
 
     canary, other = PAIR["apt"]
     baseline = _stateless_ruleset(lab, canary)
-    version, _ = LabContent(lab.dir).publish_variant("delayed-open-port", delay=10)
+    version, _ = LabContent(lab.dir).publish_variant("delayed-open-port", delay=DELAY)
     plan = _plan(tmp_path, lab, version, canary, other)
-    rc, result, err = _rollout(plan, "--canary-bake", "60s")
+    rc, result, err = _rollout(plan, "--canary-bake", f"{DELAY + 90}s")
     assert rc == 3, err
     [wave] = result["waves"]
     assert result["halt"]["kind"] == "drift" and result["halt"]["detail"]["phase"] == "bake"
@@ -204,12 +209,17 @@ def test_delayed_sabotage_is_caught_by_the_bake_recheck(lab, tmp_path):
 
 
 SHIM_APT = """#!/bin/sh
-# A package manager that says yes and installs nothing: it remembers what it was asked for.
-for a in "$@"; do
-  case "$a" in labdemo=*) mkdir -p /var/lib/shim; echo "${a#labdemo=}" > /var/lib/shim/labdemo;; esac
-done
-echo "Reading package lists... Done"
-exit 0
+# A package manager that says yes to installs and installs nothing (it remembers what it was asked for);
+# everything else (update, download) is the real apt-get.
+case " $* " in
+  *" install "*)
+    for a in "$@"; do
+      case "$a" in labdemo=*) mkdir -p /var/lib/shim; echo "${a#labdemo=}" > /var/lib/shim/labdemo;; esac
+    done
+    echo "Reading package lists... Done"
+    exit 0;;
+esac
+exec /usr/bin/apt-get "$@"
 """
 SHIM_QUERY = """#!/bin/sh
 # dpkg-query that reports the version the shim was asked for, once it was asked.
@@ -258,7 +268,7 @@ def test_fake_failure_signals_for_healthy_hosts_trigger_no_rollback(lab, tmp_pat
 
     canary, other = PAIR["apt"]
     version, _ = LabContent(lab.dir).publish_variant("benign")
-    plan = make_plan(tmp_path, "1,100%", f"{canary},{other}")
+    plan = _plan(tmp_path, lab, version, canary, other)
     inv = _inventory_with_checks(lab, tmp_path, [{"name": "labdemo runs", "command": ["labdemo"]}])
     signals = tmp_path / "signals.json"
     fake = [

@@ -33,6 +33,7 @@ def fleet(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("PATCHBRAIN_HOME", str(home))
     mp.setenv("PATCHBRAIN_LAB", INSTANCE)
+    mp.setenv("PATCHBRAIN_CANARY_BAKE", "5s")  # the safety loop's canary bake, seconds for the test
     mp.delenv("PATCHBRAIN_DB", raising=False)
     lab = Lab(INSTANCE)
     try:

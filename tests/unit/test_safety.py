@@ -302,3 +302,61 @@ def test_restored_only_when_both_channels_show_a_neutral_diff_and_the_versions()
     assert restore.judge("h1", pre_ansible=pre, after_ansible=pre, reading=gone, **kw) == [
         "verifier: host not readable (timed out)"
     ]
+
+
+# -- the loop's own rules (no hosts needed) -------------------------------------------------------------
+
+
+def _loop(pb_home, bare: tuple[str, ...] = (), **opts):
+    """A loop over a plan of a, b (canary) and c, with the `bare` hosts marked bare metal in the plan
+    (as a hand-made plan could say; the planner itself keeps to one)."""
+    import dataclasses
+
+    from patchbrain.executor.rollout import WaveContext
+    from patchbrain.models import Host, PendingUpdate
+    from patchbrain.plans import make_plan
+    from patchbrain.safety.loop import SafetyLoop
+    from patchbrain.store import Store
+
+    hosts = [Host(h, h, canary=h != "c") for h in "abc"]
+    plan = make_plan(
+        [PendingUpdate(h.name, "labdemo", "1.0", "1.1", "apt") for h in hosts],
+        inventory="inv",
+        hosts=hosts,
+        spec="2,100%",
+    )
+    marked = {
+        n: dataclasses.replace(ph, platform="baremetal" if n in bare else "vm")
+        for n, ph in plan.hosts.items()
+    }
+    plan = dataclasses.replace(plan, hosts=marked)
+    loop = SafetyLoop(
+        plan,
+        inventory=pb_home / "inv",
+        store=Store(),
+        options=SafetyOptions(verify=False, **opts),
+        hosts={h.name: h for h in hosts},
+        access={},
+        checks={},
+        vm_hooks={},
+    )
+    return loop, plan, WaveContext
+
+
+def test_canary_bake_is_longer_with_bare_metal_and_later_waves_keep_the_plans(pb_home):
+    loop, plan, _ = _loop(pb_home, canary_bake_s=30, baremetal_bake_s=300)
+    assert plan.waves[0] == ("a", "b")
+    assert loop.bake_s(0) == 30 and loop.bake_s(1) == 0
+    loop, plan, _ = _loop(pb_home, ("a",), canary_bake_s=30, baremetal_bake_s=300)
+    assert loop.bake_s(0) == 300 and loop.bake_s(1) == 0
+
+
+def test_a_canary_with_too_much_bare_metal_is_refused(pb_home, tmp_path):
+    from patchbrain.errors import RefusedByPolicy
+
+    loop, plan, ctx = _loop(pb_home, ("a", "b"))
+    with pytest.raises(RefusedByPolicy, match="2 bare-metal hosts"):
+        loop.before_wave(ctx(plan, 0, plan.waves[0], tmp_path))
+    loop, plan, ctx = _loop(pb_home, ("a",))
+    loop.before_wave(ctx(plan, 0, plan.waves[0], tmp_path))  # one is allowed
+    loop.close()
