@@ -92,6 +92,12 @@ ALLOWED: dict[str, frozenset[str]] = {
         {"patched", "unchanged", "failed", "unreachable", "mismatch", "skipped", "canceled", "verifying"}
     ),
     **{s: frozenset({"rolling_back", "verifying"}) for s in _ROLLBACKABLE},
+    # The safety loop's second opinion: a host Ansible called patched or unchanged may be found failed
+    # (health check), mismatched (the verifier read other versions) or unreachable by the verifier.
+    **{
+        s: frozenset({"rolling_back", "verifying", "failed", "mismatch", "unreachable"})
+        for s in ("patched", "unchanged")
+    },
     "unreachable": frozenset({"verifying"}),
     "skipped": frozenset({"running", "verifying"}),
     "verifying": frozenset({"patched", "unchanged", "pending", "unreachable", "mismatch", "failed"}),

@@ -10,6 +10,9 @@ Seams for the safety loop (issue 7), all plain callables in `WaveHooks`:
   before_wave(ctx)              raise RefusedByPolicy (or any PatchbrainError) to refuse the wave
   prescan_gate(ctx, findings)   judge the pre-scan findings (per host); return a Halt to stop pre-patch
   after_wave(outcome)           the drift gate: pre/post posture per host is in the outcome; return a Halt
+  bake_s(index)                 the minimum bake after wave `index` (the plan's bake is used when longer)
+  after_bake(outcome)           after the bake, before the next wave: re-check the baked wave; return a Halt
+  wave_summary(index)           extra data for the wave's journal summary, audit record and `extra`
   on_event / on_host_state      progress for UIs
   cancel()                      polled about once a second during runs and between them
 """
@@ -24,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from patchbrain import config, pkgspec, resources
 from patchbrain.errors import BadInput, RefusedByPolicy
@@ -42,6 +45,9 @@ from patchbrain.plans import Plan, PlannedHost, plan_document
 from patchbrain.posture.prescan import Finding, scan_text
 from patchbrain.store import Store
 from patchbrain.windows import MaintenanceWindow
+
+if TYPE_CHECKING:
+    from patchbrain.safety.options import SafetyOptions
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +103,9 @@ class WaveOutcome:
     prescan: Mapping[str, Mapping[str, Mapping[str, str]]]
     halt: Halt | None = None
     prescan_findings: Mapping[str, tuple[Finding, ...]] = dataclasses.field(default_factory=dict)
+    extra: Mapping[str, Any] = dataclasses.field(
+        default_factory=dict
+    )  # hooks' wave_summary (the safety loop)
 
     def in_state(self, *states: str) -> tuple[str, ...]:
         """Hosts of this wave in any of `states`."""
@@ -126,6 +135,9 @@ class WaveHooks:
     on_host_state: Callable[[str, str, str], None] | None = None
     on_wave_state: Callable[[int, str], None] | None = None
     cancel: Callable[[], bool] | None = None
+    bake_s: Callable[[int], int] | None = None
+    after_bake: Callable[[WaveOutcome], Halt | None] | None = None
+    wave_summary: Callable[[int], Mapping[str, Any]] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -408,7 +420,25 @@ def _summary(outcome: WaveOutcome) -> dict[str, Any]:
         "hosts": {h.host: h.state for h in outcome.hosts},
         "states": counts,
         "halt": dataclasses.asdict(outcome.halt) if outcome.halt else None,
+        **outcome.extra,
     }
+
+
+def _refresh(outcome: WaveOutcome, journal: Journal, hooks: WaveHooks) -> WaveOutcome:
+    """The outcome with each host's state and detail as the journal now has them (hooks may have moved
+    hosts: failed health checks, verifier disagreements, rollbacks), plus the hooks' wave summary."""
+    latest: dict[str, tuple[str, str]] = {}
+    for t in journal.history(outcome.plan_id):
+        if t.host in {h.host for h in outcome.hosts}:
+            latest[t.host] = (t.state, t.detail)
+    hosts = tuple(
+        dataclasses.replace(h, state=latest[h.host][0], message=latest[h.host][1] or h.message)
+        if h.host in latest and latest[h.host][0] != h.state
+        else h
+        for h in outcome.hosts
+    )
+    extra = hooks.wave_summary(outcome.index) if hooks.wave_summary is not None else {}
+    return dataclasses.replace(outcome, hosts=hosts, extra=dict(extra))
 
 
 def _require_approved(plan: Plan, store: Store, plan_file: Path | None, keystore: KeyStore | None) -> Any:
@@ -453,6 +483,7 @@ def rollout(
     keystore: KeyStore | None = None,
     resume: bool = False,
     reverify: Reverify | None = None,
+    safety: SafetyOptions | None = None,
 ) -> RolloutResult:
     """Run every wave of `plan` in order until one halts; journal and audit each step.
 
@@ -467,6 +498,10 @@ def rollout(
     wave's hosts are re-verified over the second channel first (`executor.resume`), hosts already at the
     planned versions never run again, and the rest of the plan follows. `reverify` replaces the second
     channel's reader (tests).
+
+    The safety loop (`patchbrain.safety`) runs by default: drift halt and rollback, canary bake and
+    re-check, the independent verifier, health checks and distrusted failure signals. `safety` tunes it
+    (default `SafetyOptions.from_env()`); `SafetyOptions(enabled=False)` leaves only the executor's rules.
     """
     from patchbrain.approvals import ApprovalRefused
 
@@ -501,6 +536,7 @@ def rollout(
             resume=resume,
             reverify=reverify,
             verdict=verdict,
+            safety=safety,
         )
     return dataclasses.replace(result, lock_taken_over=tuple(h.as_dict() for h in held.taken_over))
 
@@ -517,6 +553,7 @@ def _rollout_locked(
     resume: bool,
     reverify: Reverify | None,
     verdict: Any,
+    safety: SafetyOptions | None,
 ) -> RolloutResult:
     """`rollout()` once the plan is approved and its hosts are locked."""
     from patchbrain.inventory import load_hosts
@@ -525,6 +562,49 @@ def _rollout_locked(
     hooks = hooks or WaveHooks()
     opts = options or RolloutOptions()
     windows = {h.name: h.windows for h in load_hosts(inventory) if h.name in plan.hosts}
+    loop = None
+    safety = safety if safety is not None else _safety_defaults()
+    if safety.enabled:
+        from patchbrain.safety.loop import SafetyLoop
+
+        loop = SafetyLoop.create(
+            plan,
+            inventory=inventory,
+            store=store,
+            options=safety,
+            artifacts_root=opts.artifacts_root,
+            forks=opts.forks,
+            cancel=hooks.cancel,
+        )
+        hooks = loop.hooks(hooks)
+    try:
+        return _run_waves(
+            plan, inventory, store, hooks, opts, plan_file, keystore, verdict, windows, resume, reverify
+        )
+    finally:
+        if loop is not None:
+            loop.close()
+
+
+def _safety_defaults() -> SafetyOptions:
+    from patchbrain.safety.options import SafetyOptions
+
+    return SafetyOptions.from_env()
+
+
+def _run_waves(
+    plan: Plan,
+    inventory: Path,
+    store: Store,
+    hooks: WaveHooks,
+    opts: RolloutOptions,
+    plan_file: Path | None,
+    keystore: KeyStore | None,
+    verdict: Any,
+    windows: Mapping[str, tuple[MaintenanceWindow, ...]],
+    resume: bool,
+    reverify: Reverify | None,
+) -> RolloutResult:
     journal = Journal(store)
     point: ResumePoint | None = None
     if resume:
@@ -575,9 +655,24 @@ def _rollout_locked(
             carried=_carried(plan, point) if point is not None and resumed else None,
         )
         bake = plan.wave_schedule(index - 1).bake_s if index else 0
+        if index and hooks.bake_s is not None:
+            bake = max(bake, hooks.bake_s(index - 1))
         if bake and not _bake(bake, last_end, hooks.cancel):
             halt = Halt("canceled", f"canceled while baking wave {index}")
-        elif hooks.cancel is not None and hooks.cancel():
+        elif index and hooks.after_bake is not None:
+            halt = hooks.after_bake(outcomes[-1])
+            if halt is not None:  # the baked wave turned bad after all: it is the one that halts
+                prev = _refresh(dataclasses.replace(outcomes[-1], halt=halt), journal, hooks)
+                outcomes[-1] = prev
+                summary = _summary(prev)
+                journal.set_wave(plan.plan_id, index - 1, "halted", summary=summary)
+                _audit(
+                    store, "rollout.wave.halted", f"{plan.plan_id}/w{index}", {"state": "halted", **summary}
+                )
+                if hooks.on_wave_state is not None:
+                    hooks.on_wave_state(index - 1, "halted")
+                break
+        if halt is None and hooks.cancel is not None and hooks.cancel():
             halt = Halt("canceled", "canceled before the wave started")
         if halt is None:
             try:
@@ -608,6 +703,7 @@ def _rollout_locked(
         if halt is None and hooks.after_wave is not None:
             halt = hooks.after_wave(outcome)
             outcome = dataclasses.replace(outcome, halt=halt)
+        outcome = _refresh(outcome, journal, hooks)
         if halt is None and opts.halt_on_failure:
             bad = outcome.in_state("failed", "unreachable", "mismatch", "canceled")
             allowed = plan.wave_schedule(index).max_failures
