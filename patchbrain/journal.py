@@ -79,17 +79,28 @@ HOST_STATES = (
     "rolling_back",
     "restored",
     "not_restored",
+    "verifying",
 )
-# Terminal results of a wave may be rolled back (the safety loop, issue 7); nothing returns to pending.
+# Terminal results of a wave may be rolled back (the safety loop, issue 7). A resumed rollout
+# (executor/resume.py) re-reads a touched host of the interrupted wave over the second channel
+# (`verifying`), which then says where it stands: at the plan (patched/unchanged), not yet patched
+# (pending: runs again), unreachable or mismatch. Hosts of waves that never started (skipped) may run.
 _ROLLBACKABLE = ("patched", "unchanged", "failed", "mismatch", "canceled")
 ALLOWED: dict[str, frozenset[str]] = {
     "pending": frozenset({"running", "skipped"}),
     "running": frozenset(
-        {"patched", "unchanged", "failed", "unreachable", "mismatch", "skipped", "canceled"}
+        {"patched", "unchanged", "failed", "unreachable", "mismatch", "skipped", "canceled", "verifying"}
     ),
-    **{s: frozenset({"rolling_back"}) for s in _ROLLBACKABLE},
-    "unreachable": frozenset(),
-    "skipped": frozenset(),
+    **{s: frozenset({"rolling_back", "verifying"}) for s in _ROLLBACKABLE},
+    # The safety loop's second opinion: a host Ansible called patched or unchanged may be found failed
+    # (health check), mismatched (the verifier read other versions) or unreachable by the verifier.
+    **{
+        s: frozenset({"rolling_back", "verifying", "failed", "mismatch", "unreachable"})
+        for s in ("patched", "unchanged")
+    },
+    "unreachable": frozenset({"verifying"}),
+    "skipped": frozenset({"running", "verifying"}),
+    "verifying": frozenset({"patched", "unchanged", "pending", "unreachable", "mismatch", "failed"}),
     "rolling_back": frozenset({"restored", "not_restored"}),
     "restored": frozenset(),
     "not_restored": frozenset({"rolling_back"}),

@@ -344,32 +344,53 @@ def posture_summary(host: str, doc: Any) -> tuple[str, str]:
 
 
 def plan_view(plan: Plan) -> PlanView:
-    """Entries: one per package version, ranked by CVE count then hosts (risk scores: not wired yet)."""
-    groups: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+    """Entries: one per package version, ranked by the plan's own risk scores (then CVEs, hosts); waves
+    with the schedule the planner gave them (earliest start inside every member's window, after the
+    previous wave; bake; failures allowed)."""
+    groups: dict[tuple[str, str], tuple[set[str], set[str], list[tuple[float, str]]]] = {}
     for h in plan.hosts.values():
         for p in h.packages:
-            hosts, cves = groups.setdefault((p.name, p.version), (set(), set()))
+            hosts, cves, scored = groups.setdefault((p.name, p.version), (set(), set(), []))
             hosts.add(h.host)
             cves.update(p.cves)
-    ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1][1]), -len(kv[1][0]), kv[0]))
-    entries = tuple(
-        PlanEntry(
-            rank,
-            name,
-            version,
-            len(hosts),
-            None,
-            tuple(sorted(cves)),
-            False,
-            (
-                f"fixes {len(cves)} CVE(s) on {len(hosts)} host(s)",
-                "not scored: the prioritizer is not wired in yet",
-            ),
+            scored.append((p.risk, p.explanation))
+    ranked = sorted(groups.items(), key=lambda kv: (-max(kv[1][2])[0], -len(kv[1][1]), -len(kv[1][0]), kv[0]))
+    entries = []
+    for rank, ((name, version), (hosts, cves, scored)) in enumerate(ranked, start=1):
+        risk, why = max(scored)  # the host where this update matters most
+        entries.append(
+            PlanEntry(
+                rank,
+                name,
+                version,
+                len(hosts),
+                round(risk / 100.0, 4),  # plans keep risk as 0..100; the TUI shows 0..1
+                tuple(sorted(cves)),
+                KEV_MARK in why,
+                tuple(
+                    t for t in (f"fixes {len(cves)} CVE(s) on {len(hosts)} host(s)", why, plan.ranking) if t
+                ),
+            )
         )
-        for rank, ((name, version), (hosts, cves)) in enumerate(ranked, start=1)
+    waves = tuple(WaveView(i + 1, w, _wave_when(plan, i)) for i, w in enumerate(plan.waves))
+    return PlanView(plan.plan_id, plan.created.isoformat(timespec="seconds"), "new", tuple(entries), waves)
+
+
+KEV_MARK = "known exploited (KEV)"  # how patchbrain.plan_scores explains a KEV-listed update
+
+
+def _wave_when(plan: Plan, index: int) -> str:
+    sched = plan.wave_schedule(index)
+    when = (
+        f"not before {sched.earliest_start.isoformat(timespec='minutes')}"
+        if sched.earliest_start is not None
+        else "any time (no window)"
     )
-    waves = tuple(WaveView(i + 1, w, "any time (no window)") for i, w in enumerate(plan.waves))
-    return PlanView(plan.plan_id, plan.created.isoformat(timespec="seconds"), "new", entries, waves)
+    extras = [sched.kind]
+    if sched.bake_s:
+        extras.append(f"bake {sched.bake_s} s")
+    extras.append(f"{sched.max_failures} may fail")
+    return f"{when}; {', '.join(extras)}"
 
 
 def model_info(bundle_id: str, meta: dict[str, Any], booster: Any) -> ModelInfo:

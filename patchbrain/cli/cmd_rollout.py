@@ -22,6 +22,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_json(p)
     p.add_argument("--forks", type=int, default=10, help="parallel hosts (default 10)")
     p.add_argument("--timeout", type=int, default=None, metavar="S", help="cancel a run after S seconds")
+    p.add_argument(
+        "--lock-timeout",
+        type=int,
+        default=60,
+        metavar="S",
+        help="longest wait for another package manager's lock on a host, then it fails (default 60)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted rollout of PLAN from the journal (re-verifies the interrupted wave)",
+    )
+    g = p.add_argument_group("safety loop (docs/safety.md)")
+    g.add_argument(
+        "--canary-bake",
+        metavar="DURATION",
+        help="wait after the canary, then re-check it (default 2m, $PATCHBRAIN_CANARY_BAKE; e.g. 30s)",
+    )
+    g.add_argument(
+        "--baremetal-bake",
+        metavar="DURATION",
+        help="the canary's bake when it holds bare metal (default 10m, $PATCHBRAIN_BAREMETAL_BAKE)",
+    )
+    g.add_argument(
+        "--settle", metavar="DURATION", help="wait after a rollback before re-reading (default 3s)"
+    )
+    g.add_argument("--policy", type=Path, metavar="FILE", help="posture policy file (allow-lists, unknown)")
+    g.add_argument("--signals-file", type=Path, metavar="FILE", help="JSON file of external failure signals")
+    g.add_argument("--signals-socket", type=Path, metavar="PATH", help="Unix socket taking failure signals")
     p.set_defaults(func=_rollout)
 
 
@@ -31,6 +60,8 @@ def result_document(result: RolloutResult) -> dict[str, Any]:
         "plan_id": result.plan_id,
         "state": result.state,
         "halt": dataclasses.asdict(result.halt) if result.halt else None,
+        "resumed": result.resumed,
+        "lock_taken_over": list(result.lock_taken_over),
         "waves": [
             {
                 "wave": w.index + 1,
@@ -43,6 +74,7 @@ def result_document(result: RolloutResult) -> dict[str, Any]:
                     h: [dataclasses.asdict(f) for f in fs] for h, fs in w.prescan_findings.items()
                 },
                 "halt": dataclasses.asdict(w.halt) if w.halt else None,
+                **w.extra,
             }
             for w in result.waves
         ],
@@ -56,6 +88,7 @@ def _rollout(args: argparse.Namespace) -> int:
     from patchbrain.executor.rollout import RolloutOptions, WaveHooks, rollout
     from patchbrain.inventory import load_hosts
     from patchbrain.plans import load_plan
+    from patchbrain.safety.options import SafetyOptions, parse_seconds
 
     plan = load_plan(args.plan)
     if args.inventory is None and plan.inventory and Path(plan.inventory).exists():
@@ -67,6 +100,22 @@ def _rollout(args: argparse.Namespace) -> int:
     if missing:
         raise BadInput(f"hosts not in the inventory {inventory}: {', '.join(missing)}", source=str(args.plan))
 
+    def seconds(value: str | None, flag: str) -> int | None:
+        return None if value is None else parse_seconds(value, source="command line", field=flag)
+
+    policy = None
+    if args.policy is not None:
+        from patchbrain.posture.policy import load as load_policy
+
+        policy = load_policy(args.policy)
+    safety = SafetyOptions.from_env(
+        canary_bake_s=seconds(args.canary_bake, "--canary-bake"),
+        baremetal_bake_s=seconds(args.baremetal_bake, "--baremetal-bake"),
+        settle_s=seconds(args.settle, "--settle"),
+        policy=policy,
+        signals_file=args.signals_file,
+        signals_socket=args.signals_socket,
+    )
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     progress = Progress(enabled=None if not args.json else False)
@@ -80,8 +129,12 @@ def _rollout(args: argparse.Namespace) -> int:
                     on_wave_state=progress.wave_state,
                     cancel=cancel.is_set,
                 ),
-                options=RolloutOptions(forks=args.forks, timeout_s=args.timeout),
+                options=RolloutOptions(
+                    forks=args.forks, timeout_s=args.timeout, lock_timeout_s=args.lock_timeout
+                ),
                 plan_file=args.plan,
+                resume=args.resume,
+                safety=safety,
             )
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -102,6 +155,7 @@ def _rollout(args: argparse.Namespace) -> int:
 
 def _summary(result: RolloutResult) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"Rollout {result.plan_id}: {result.state}")
@@ -109,10 +163,23 @@ def _summary(result: RolloutResult) -> None:
         table.add_column(col)
     for w in result.waves:
         for h in w.hosts:
-            table.add_row(str(w.index + 1), h.host, h.state, h.message)
+            table.add_row(str(w.index + 1), h.host, h.state, escape(h.message))
     console = Console()
     console.print(table)
     if result.halt:
         console.print(
-            f"[red]halted ({result.halt.kind}): {result.halt.reason}[/red] {' '.join(result.halt.hosts)}"
+            f"[red]halted ({result.halt.kind}): {escape(result.halt.reason)}[/red] "
+            + " ".join(result.halt.hosts),
+            markup=True,
+            highlight=False,
         )
+    for w in result.waves:
+        for host, res in sorted(w.extra.get("safety", {}).get("rollback", {}).items()):
+            if res["restored"]:
+                console.print(
+                    f"[green]{host}: restored[/green] ({res['method']}, verified over both channels)"
+                )
+            else:
+                console.print(
+                    f"[bold red]{host}: NOT RESTORED[/bold red]: {escape(res['reason'])}", highlight=False
+                )

@@ -10,6 +10,9 @@ Seams for the safety loop (issue 7), all plain callables in `WaveHooks`:
   before_wave(ctx)              raise RefusedByPolicy (or any PatchbrainError) to refuse the wave
   prescan_gate(ctx, findings)   judge the pre-scan findings (per host); return a Halt to stop pre-patch
   after_wave(outcome)           the drift gate: pre/post posture per host is in the outcome; return a Halt
+  bake_s(index)                 the minimum bake after wave `index` (the plan's bake is used when longer)
+  after_bake(outcome)           after the bake, before the next wave: re-check the baked wave; return a Halt
+  wave_summary(index)           extra data for the wave's journal summary, audit record and `extra`
   on_event / on_host_state      progress for UIs
   cancel()                      polled about once a second during runs and between them
 """
@@ -24,14 +27,17 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from patchbrain import config, pkgspec, resources
-from patchbrain.errors import RefusedByPolicy
+from patchbrain.errors import BadInput, RefusedByPolicy
 from patchbrain.executor import runner
 from patchbrain.executor.discovery import parse_dpkg_installed, parse_rpm_installed
 from patchbrain.executor.events import HostEvent, TaskFailed
+from patchbrain.executor.lock import RolloutLocked
+from patchbrain.executor.lock import acquire as acquire_lock
 from patchbrain.executor.request import RunHooks, RunRequest
+from patchbrain.executor.resume import ResumePoint, Reverify, prepare_resume
 from patchbrain.feeds.versions import compare
 from patchbrain.journal import Journal
 from patchbrain.keys import KeyStore
@@ -39,6 +45,9 @@ from patchbrain.plans import Plan, PlannedHost, plan_document
 from patchbrain.posture.prescan import Finding, scan_text
 from patchbrain.store import Store
 from patchbrain.windows import MaintenanceWindow
+
+if TYPE_CHECKING:
+    from patchbrain.safety.options import SafetyOptions
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +103,9 @@ class WaveOutcome:
     prescan: Mapping[str, Mapping[str, Mapping[str, str]]]
     halt: Halt | None = None
     prescan_findings: Mapping[str, tuple[Finding, ...]] = dataclasses.field(default_factory=dict)
+    extra: Mapping[str, Any] = dataclasses.field(
+        default_factory=dict
+    )  # hooks' wave_summary (the safety loop)
 
     def in_state(self, *states: str) -> tuple[str, ...]:
         """Hosts of this wave in any of `states`."""
@@ -108,6 +120,8 @@ class RolloutResult:
     state: Literal["done", "halted", "canceled"]
     waves: tuple[WaveOutcome, ...]
     halt: Halt | None
+    resumed: Mapping[str, Any] | None = None  # ResumePoint.as_dict() of a resumed rollout
+    lock_taken_over: tuple[Mapping[str, Any], ...] = ()  # stale rollout locks this rollout took over
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,6 +135,9 @@ class WaveHooks:
     on_host_state: Callable[[str, str, str], None] | None = None
     on_wave_state: Callable[[int, str], None] | None = None
     cancel: Callable[[], bool] | None = None
+    bake_s: Callable[[int], int] | None = None
+    after_bake: Callable[[WaveOutcome], Halt | None] | None = None
+    wave_summary: Callable[[int], Mapping[str, Any]] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -132,6 +149,7 @@ class RolloutOptions:
     idle_timeout_s: int | None = 1800
     halt_on_failure: bool = True
     artifacts_root: Path | None = None
+    lock_timeout_s: int = 60  # longest wait for another package manager's lock on a host
 
 
 def _audit(store: Store, action: str, subject: str, payload: dict[str, Any]) -> None:
@@ -214,14 +232,24 @@ class _Wave:
         journal: Journal,
         hooks: WaveHooks,
         opts: RolloutOptions,
+        to_run: tuple[str, ...] | None = None,
+        carried: Mapping[str, HostResult] | None = None,
     ) -> None:
         self.plan, self.index, self.inventory = plan, index, inventory
         self.store, self.journal, self.hooks, self.opts = store, journal, hooks, opts
         self.hosts = plan.waves[index]
+        # a resumed wave runs only its not-yet-patched hosts; the re-verified ones are carried as they are
+        self.to_run = self.hosts if to_run is None else to_run
+        self.carried = dict(carried or {})
         root = opts.artifacts_root if opts.artifacts_root is not None else config.artifacts_dir()
         self.group = f"{plan.plan_id}-w{index + 1}"
         self.ctx = WaveContext(plan, index, self.hosts, root / self.group)
         self.root = root
+        # a resumed wave's runs get their own idents next to the interrupted ones (evidence is kept)
+        self.attempt, n = "", 0
+        while (self.ctx.artifacts / f"{self.group}{self.attempt}-preflight").exists():
+            n += 1
+            self.attempt = f"-resume{n}"
         self.states: dict[str, str] = {}
         self.details: dict[str, str] = {}
 
@@ -236,7 +264,7 @@ class _Wave:
         return RunRequest(
             playbook="rollout.yml",
             inventory=self.inventory,
-            ident=f"{self.group}-{step}",
+            ident=f"{self.group}{self.attempt}-{step}",
             group=self.group,
             artifacts_root=self.root,
             limit=hosts,
@@ -248,6 +276,7 @@ class _Wave:
             extravars={
                 "patchbrain_plan_packages": self.plan.packages_by_host(hosts),
                 "patchbrain_reboot_ok": self.plan.reboot_ok,
+                "patchbrain_lock_timeout": self.opts.lock_timeout_s,
                 "patchbrain_posture": posture_available(),
             },
         )
@@ -290,10 +319,12 @@ class _Wave:
 
     def run(self) -> WaveOutcome:
         plan_id = self.plan.plan_id
-        for host in self.hosts:
+        if not self.to_run:  # never hand Ansible an empty limit
+            return WaveOutcome(plan_id, self.index, self.ctx.artifacts, self._results({}), {}, {}, {})
+        for host in self.to_run:
             self.move(host, "running")
-        pre = self._run(self._request("preflight", self.hosts, preflight=True))
-        ready = self._settle_unrun(pre, self.hosts)
+        pre = self._run(self._request("preflight", self.to_run, preflight=True))
+        ready = self._settle_unrun(pre, self.to_run)
         posture_pre = self._posture(pre, ready, "pre")
         prescan: dict[str, dict[str, dict[str, str]]] = {}
         findings: dict[str, tuple[Finding, ...]] = {}
@@ -361,6 +392,7 @@ class _Wave:
         )
 
     def _results(self, done: Mapping[str, HostResult]) -> tuple[HostResult, ...]:
+        done = {**self.carried, **done}
         out = []
         for host in self.hosts:
             if host in done:
@@ -388,7 +420,25 @@ def _summary(outcome: WaveOutcome) -> dict[str, Any]:
         "hosts": {h.host: h.state for h in outcome.hosts},
         "states": counts,
         "halt": dataclasses.asdict(outcome.halt) if outcome.halt else None,
+        **outcome.extra,
     }
+
+
+def _refresh(outcome: WaveOutcome, journal: Journal, hooks: WaveHooks) -> WaveOutcome:
+    """The outcome with each host's state and detail as the journal now has them (hooks may have moved
+    hosts: failed health checks, verifier disagreements, rollbacks), plus the hooks' wave summary."""
+    latest: dict[str, tuple[str, str]] = {}
+    for t in journal.history(outcome.plan_id):
+        if t.host in {h.host for h in outcome.hosts}:
+            latest[t.host] = (t.state, t.detail)
+    hosts = tuple(
+        dataclasses.replace(h, state=latest[h.host][0], message=latest[h.host][1] or h.message)
+        if h.host in latest and latest[h.host][0] != h.state
+        else h
+        for h in outcome.hosts
+    )
+    extra = hooks.wave_summary(outcome.index) if hooks.wave_summary is not None else {}
+    return dataclasses.replace(outcome, hosts=hosts, extra=dict(extra))
 
 
 def _require_approved(plan: Plan, store: Store, plan_file: Path | None, keystore: KeyStore | None) -> Any:
@@ -431,54 +481,198 @@ def rollout(
     options: RolloutOptions | None = None,
     plan_file: Path | None = None,
     keystore: KeyStore | None = None,
+    resume: bool = False,
+    reverify: Reverify | None = None,
+    safety: SafetyOptions | None = None,
 ) -> RolloutResult:
     """Run every wave of `plan` in order until one halts; journal and audit each step.
 
     Nothing runs unless the plan is approved (`patchbrain.approvals.require_approved`, approvals from the
     store and `plan_file`'s sidecar): ApprovalRefused (exit 5) before anything starts; approvals and
     maintenance windows are checked again before every wave, and each wave waits its predecessor's bake
-    time. A wave halts when more of its hosts fail than its `max_failures`.
+    time. A wave halts when more of its hosts fail than its `max_failures`. Once approved, the plan's hosts
+    are locked in the store (`executor.lock`): RolloutLocked (exit 5) names a live holder; a stale lock
+    (holder process gone) is taken over and audited (`rollout.lock.stale`).
+
+    `resume=True` continues a rollout the journal holds (crashed, halted or canceled): the interrupted
+    wave's hosts are re-verified over the second channel first (`executor.resume`), hosts already at the
+    planned versions never run again, and the rest of the plan follows. `reverify` replaces the second
+    channel's reader (tests).
+
+    The safety loop (`patchbrain.safety`) runs by default: drift halt and rollback, canary bake and
+    re-check, the independent verifier, health checks and distrusted failure signals. `safety` tunes it
+    (default `SafetyOptions.from_env()`); `SafetyOptions(enabled=False)` leaves only the executor's rules.
     """
     from patchbrain.approvals import ApprovalRefused
+
+    store = store if store is not None else Store()
+    try:  # approvals first: an unapproved plan never touches the locks
+        verdict = _require_approved(plan, store, plan_file, keystore)
+    except ApprovalRefused as exc:
+        _audit(store, "rollout.refused", plan.plan_id, {"reason": str(exc)})
+        raise
+    try:
+        held = acquire_lock(store, plan.plan_id, plan.hosts)
+    except RolloutLocked as exc:
+        _audit(
+            store,
+            "rollout.refused",
+            plan.plan_id,
+            {"reason": str(exc), "holders": [h.as_dict() for h in exc.holders]},
+        )
+        raise
+    for stale in held.taken_over:
+        log.warning("taking over the stale rollout lock of %s", stale.describe())
+        _audit(store, "rollout.lock.stale", plan.plan_id, {"holder": stale.as_dict()})
+    with held:
+        result = _rollout_locked(
+            plan,
+            inventory=inventory,
+            store=store,
+            hooks=hooks,
+            options=options,
+            plan_file=plan_file,
+            keystore=keystore,
+            resume=resume,
+            reverify=reverify,
+            verdict=verdict,
+            safety=safety,
+        )
+    return dataclasses.replace(result, lock_taken_over=tuple(h.as_dict() for h in held.taken_over))
+
+
+def _rollout_locked(
+    plan: Plan,
+    *,
+    inventory: Path,
+    store: Store,
+    hooks: WaveHooks | None,
+    options: RolloutOptions | None,
+    plan_file: Path | None,
+    keystore: KeyStore | None,
+    resume: bool,
+    reverify: Reverify | None,
+    verdict: Any,
+    safety: SafetyOptions | None,
+) -> RolloutResult:
+    """`rollout()` once the plan is approved and its hosts are locked."""
     from patchbrain.inventory import load_hosts
 
     store = store if store is not None else Store()
     hooks = hooks or WaveHooks()
     opts = options or RolloutOptions()
-    try:
-        verdict = _require_approved(plan, store, plan_file, keystore)
-    except ApprovalRefused as exc:
-        _audit(store, "rollout.refused", plan.plan_id, {"reason": str(exc)})
-        raise
     windows = {h.name: h.windows for h in load_hosts(inventory) if h.name in plan.hosts}
+    loop = None
+    safety = safety if safety is not None else _safety_defaults()
+    if safety.enabled:
+        from patchbrain.safety.loop import SafetyLoop
+
+        loop = SafetyLoop.create(
+            plan,
+            inventory=inventory,
+            store=store,
+            options=safety,
+            artifacts_root=opts.artifacts_root,
+            forks=opts.forks,
+            cancel=hooks.cancel,
+        )
+        hooks = loop.hooks(hooks)
+    try:
+        return _run_waves(
+            plan, inventory, store, hooks, opts, plan_file, keystore, verdict, windows, resume, reverify
+        )
+    finally:
+        if loop is not None:
+            loop.close()
+
+
+def _safety_defaults() -> SafetyOptions:
+    from patchbrain.safety.options import SafetyOptions
+
+    return SafetyOptions.from_env()
+
+
+def _run_waves(
+    plan: Plan,
+    inventory: Path,
+    store: Store,
+    hooks: WaveHooks,
+    opts: RolloutOptions,
+    plan_file: Path | None,
+    keystore: KeyStore | None,
+    verdict: Any,
+    windows: Mapping[str, tuple[MaintenanceWindow, ...]],
+    resume: bool,
+    reverify: Reverify | None,
+) -> RolloutResult:
     journal = Journal(store)
-    journal.add_plan(
-        plan.plan_id,
-        inventory=str(inventory),
-        document=plan_document(plan),
-        waves=[list(w) for w in plan.waves],
-    )
+    point: ResumePoint | None = None
+    if resume:
+        point = prepare_resume(plan, journal, inventory, reverify)
+    else:
+        known = journal.plan(plan.plan_id)
+        if known is not None:
+            raise BadInput(
+                f"plan {plan.plan_id} is already in the journal ({known.state}): `rollout --resume` "
+                "continues it, or make a new plan"
+            )
+        journal.add_plan(
+            plan.plan_id,
+            inventory=str(inventory),
+            document=plan_document(plan),
+            waves=[list(w) for w in plan.waves],
+        )
     journal.set_plan_state(plan.plan_id, "running")
     _audit(
         store,
-        "rollout.start",
+        "rollout.resume" if point is not None else "rollout.start",
         plan.plan_id,
         {
             "waves": [list(w) for w in plan.waves],
             "plan_file_sha256": plan.file_sha256,
             "approvals": list(verdict.valid),
             "author": verdict.author,
+            **({"resume": point.as_dict()} if point is not None else {}),
         },
     )
     outcomes: list[WaveOutcome] = []
     halt: Halt | None = None
+    first = point.wave if point is not None else 0
     last_end = time.monotonic()
-    for index in range(len(plan.waves)):
-        wave = _Wave(plan, index, inventory, store, journal, hooks, opts)
+    if point is not None and point.last_wave_end is not None:  # bake time counts from the journal's wave end
+        last_end -= max(0.0, (dt.datetime.now(dt.UTC) - point.last_wave_end).total_seconds())
+    for index in range(first, len(plan.waves)):
+        resumed = point is not None and index == point.wave
+        wave = _Wave(
+            plan,
+            index,
+            inventory,
+            store,
+            journal,
+            hooks,
+            opts,
+            to_run=point.to_run if point is not None and resumed else None,
+            carried=_carried(plan, point) if point is not None and resumed else None,
+        )
         bake = plan.wave_schedule(index - 1).bake_s if index else 0
+        if index and hooks.bake_s is not None:
+            bake = max(bake, hooks.bake_s(index - 1))
         if bake and not _bake(bake, last_end, hooks.cancel):
             halt = Halt("canceled", f"canceled while baking wave {index}")
-        elif hooks.cancel is not None and hooks.cancel():
+        elif index and hooks.after_bake is not None:
+            halt = hooks.after_bake(outcomes[-1])
+            if halt is not None:  # the baked wave turned bad after all: it is the one that halts
+                prev = _refresh(dataclasses.replace(outcomes[-1], halt=halt), journal, hooks)
+                outcomes[-1] = prev
+                summary = _summary(prev)
+                journal.set_wave(plan.plan_id, index - 1, "halted", summary=summary)
+                _audit(
+                    store, "rollout.wave.halted", f"{plan.plan_id}/w{index}", {"state": "halted", **summary}
+                )
+                if hooks.on_wave_state is not None:
+                    hooks.on_wave_state(index - 1, "halted")
+                break
+        if halt is None and hooks.cancel is not None and hooks.cancel():
             halt = Halt("canceled", "canceled before the wave started")
         if halt is None:
             try:
@@ -509,6 +703,7 @@ def rollout(
         if halt is None and hooks.after_wave is not None:
             halt = hooks.after_wave(outcome)
             outcome = dataclasses.replace(outcome, halt=halt)
+        outcome = _refresh(outcome, journal, hooks)
         if halt is None and opts.halt_on_failure:
             bad = outcome.in_state("failed", "unreachable", "mismatch", "canceled")
             allowed = plan.wave_schedule(index).max_failures
@@ -530,8 +725,11 @@ def rollout(
         if halt is not None:
             break
 
-    for index in range(len(outcomes), len(plan.waves)):
+    current = journal.host_states(plan.plan_id)
+    for index in range(first + len(outcomes), len(plan.waves)):
         for host in plan.waves[index]:
+            if current.get(host) == "skipped":  # a resumed plan's later waves were skipped before
+                continue
             journal.transition(
                 plan.plan_id, host, "skipped", detail=f"not started: {halt.reason if halt else ''}"
             )
@@ -548,4 +746,17 @@ def rollout(
         plan.plan_id,
         {"state": state, "halt": dataclasses.asdict(halt) if halt else None},
     )
-    return RolloutResult(plan.plan_id, state, tuple(outcomes), halt)
+    return RolloutResult(
+        plan.plan_id, state, tuple(outcomes), halt, point.as_dict() if point is not None else None
+    )
+
+
+def _carried(plan: Plan, point: ResumePoint) -> dict[str, HostResult]:
+    """Results of the interrupted wave's re-verified hosts that do not run again."""
+    out = {}
+    for host, v in point.verdicts.items():
+        if v.state != "pending":
+            requested = {p.name: p.version for p in plan.hosts[host].packages}
+            after = {k: x for k, x in v.versions.items() if x is not None}
+            out[host] = HostResult(host, v.state, requested, {}, after, None, v.detail)
+    return out

@@ -40,7 +40,8 @@ nocolor = True
 
 [ssh_connection]
 pipelining = True
-ssh_args = -o ControlMaster=auto -o ControlPersist=60s
+# keepalives: a connection that goes silent (a dropped link) fails in about 30 s instead of hanging
+ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=10 -o ServerAliveCountMax=3
 """
 
 

@@ -19,6 +19,8 @@ import pytest
 
 from patchbrain.lab import Lab
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # shared helpers: rollout_helpers
+
 LAB_HOSTS = 4
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # lab_helpers, as tests/unit does

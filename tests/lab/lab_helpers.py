@@ -5,18 +5,25 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
 
 
 def own_fleet(
-    tmp_path_factory: Any, prefix: str, count: int, flavors: Sequence[str], *, lab_keys: bool = False
+    tmp_path_factory: Any,
+    prefix: str,
+    count: int,
+    flavors: Sequence[str],
+    *,
+    lab_keys: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Any]:
     """Bring up a lab of its own (`<prefix>-<pid>`, so concurrent sessions never collide) with a private
     PATCHBRAIN_HOME, yield it, tear it down (for module-scoped fixtures). `lab_keys` creates the lab's
-    author and approver keys, as `patchbrain lab up` does; tests then sign and approve explicitly."""
+    author and approver keys, as `patchbrain lab up` does; tests then sign and approve explicitly. `env`:
+    more environment for the module (e.g. PATCHBRAIN_CANARY_BAKE)."""
     from patchbrain.lab import Lab
 
     instance = f"{prefix}-{os.getpid()}"
@@ -24,6 +31,8 @@ def own_fleet(
     mp.setenv("PATCHBRAIN_HOME", str(tmp_path_factory.mktemp("pbhome")))
     mp.setenv("PATCHBRAIN_LAB", instance)
     mp.delenv("PATCHBRAIN_DB", raising=False)
+    for name, value in (env or {}).items():
+        mp.setenv(name, value)
     lab = Lab(instance)
     try:
         lab.up(count, tuple(flavors))

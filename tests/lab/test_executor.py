@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 from lab_helpers import own_fleet
+from rollout_helpers import approve, cli, make_plan, remake
+from rollout_helpers import installed as _installed
 
 pytestmark = [
     pytest.mark.lab,
@@ -25,12 +27,13 @@ pytestmark = [
 ]
 
 FLAVORS = ("apt", "dnf", "zypper")
-CLI = [sys.executable, "-m", "patchbrain"]
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    for lab in own_fleet(tmp_path_factory, "exec", 6, FLAVORS, lab_keys=True):
+    # the executor's own behaviour without the canary bake; tests/lab/test_safety_lab.py bakes
+    env = {"PATCHBRAIN_CANARY_BAKE": "0s"}
+    for lab in own_fleet(tmp_path_factory, "exec", 6, FLAVORS, lab_keys=True, env=env):
         lab.fresh = True
         yield lab
 
@@ -43,47 +46,15 @@ def lab(fleet):
     return fleet
 
 
-def cli(*args, check=True, timeout=900):
-    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"patchbrain {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
-
-
-def approve(path, key="lab-approver-1"):
-    """Approve a plan file explicitly with a lab key (nothing is ever auto-approved)."""
-    return cli("approve", str(path), "--key", key)
-
-
-def remake(path, mutate):
-    """Change a plan the honest way: edit, re-hash, re-sign authorship (the old approvals no longer hold)."""
-    from patchbrain.approvals import sign_authorship
-    from patchbrain.keys import KeyStore
-    from patchbrain.plans import dump_plan, load_plan, parse_plan, plan_document, with_id
-
-    doc = plan_document(load_plan(path))
-    mutate(doc)
-    plan = with_id(parse_plan({**doc, "plan_id": "0" * 64}, source="edit", check_id=False))
-    plan = sign_authorship(plan, KeyStore().load_private("lab-signing"))
-    path.write_text(dump_plan(plan))
-    return yaml.safe_load(path.read_text())
-
-
 def mgr(lab, host):
     return FLAVORS[(int(host[1:]) - 1) % 3]
 
 
 def installed(lab, host):
     """labdemo's installed version, read over SSH (not through Ansible)."""
-    if mgr(lab, host) == "apt":
-        argv = ["dpkg-query", "-W", "-f", "${Version}", "labdemo"]
-    else:
-        argv = ["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", "labdemo"]
-    proc = lab.exec(host, argv, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
+    version = _installed(lab, host, mgr(lab, host))
+    assert version, f"labdemo is not installed on {host}"
+    return version
 
 
 def test_discovery_finds_labdemo_and_its_cves_on_apt_dnf_and_zypper(lab):
@@ -290,12 +261,7 @@ def test_hostile_host_variables(lab, tmp_path):
 
 
 def _plan(tmp_path, spec, limit, *, approved=True):
-    cli("discover", "--limit", limit)
-    path = tmp_path / "plan.yaml"
-    cli("plan", "--waves", spec, "--out", str(path), "--author-key", "lab-signing")
-    if approved:
-        approve(path)
-    return path
+    return make_plan(tmp_path, spec, limit, approved=approved)
 
 
 def test_a_failed_canary_halts_the_rollout_and_later_waves_never_start(lab, tmp_path):

@@ -25,7 +25,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    yield from own_fleet(tmp_path_factory, "tui", 3, ("apt",), lab_keys=True)
+    env = {"PATCHBRAIN_CANARY_BAKE": "5s"}  # the safety loop's canary bake, seconds for the test
+    yield from own_fleet(tmp_path_factory, "tui", 3, ("apt",), lab_keys=True, env=env)
 
 
 def test_benign_rollout_through_the_tui(fleet):

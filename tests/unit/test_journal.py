@@ -36,7 +36,9 @@ def test_hosts_start_pending_and_move_with_timestamps(journal):
         ((), "patched"),
         (("running", "failed"), "patched"),
         (("running", "unreachable"), "running"),
-        (("skipped",), "running"),
+        (("skipped",), "patched"),
+        (("running", "verifying"), "running"),
+        (("running", "failed", "verifying"), "restored"),
         (("running", "patched"), "pending"),
     ],
 )

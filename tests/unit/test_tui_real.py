@@ -134,11 +134,19 @@ def test_plan_from_the_latest_discovery_and_rollout_hooks(
     _discovery(pb_home)
     backend = RealBackend(inventory=pb_home / "inv.yml")
     view = backend.create_plan()
+    plan = backend._plan
     assert [(e.package, e.hosts, e.cves) for e in view.entries] == [
         ("openssl", 3, ("CVE-2024-5535",)),
         ("tzdata", 1, ()),
     ]
-    assert view.entries[0].risk is None and "not scored" in view.entries[0].explanation[-1]
+    # the plan's own (fallback) risk scores and explanations; the waves say when they may run
+    assert 0 < view.entries[0].risk <= 1 and "(fallback)" in view.entries[0].explanation[1]
+    assert view.entries[0].explanation[-1].startswith("fallback: no prioritizer scores")
+    first, second = (plan.wave_schedule(i).earliest_start for i in (0, 1))
+    assert [w.window for w in view.waves] == [
+        f"not before {first.isoformat(timespec='minutes')}; canary, 0 may fail",
+        f"not before {second.isoformat(timespec='minutes')}; wave, 0 may fail",
+    ]
     assert (pb_home / "plans" / f"{view.plan_id}.yaml").is_file()
     # The planner widens the canary to cover each distinct package set: {openssl, tzdata} and {openssl}.
     assert [len(w.hosts) for w in view.waves] == [2, 1]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from posture_helpers import fixture
+from verify_sshd import LocalSshd, keygen
 
 from patchbrain.errors import BadInput
 from patchbrain.models import Host
@@ -19,8 +21,6 @@ from patchbrain.verify import (
     commands,
     read_hosts,
 )
-from tests.unit.posture_helpers import fixture
-from tests.unit.verify_sshd import LocalSshd, keygen
 
 ROOT = Path(__file__).resolve().parents[2]
 DPKG_LINE = commands.versions_line("deb", ["labdemo", "openssl"])

@@ -1,0 +1,626 @@
+"""Faults on real lab hosts: concurrent rollouts, a controller killed mid-wave, a host that dies, SSH
+dropped mid-task, a held package-manager lock and a full disk.
+
+Each test drives the real `patchbrain rollout --json` CLI, then checks the exact outcome in its JSON, the
+journal and the audit log, that `patchbrain audit verify` passes, and what is really installed (over SSH,
+outside Ansible; `/var/log/dpkg.log` shows how many times a host was upgraded). One fleet of 5 hosts (h01-h04
+apt, h05 dnf) for the module, in a private PATCHBRAIN_HOME.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from lab_helpers import own_fleet
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+FLAVORS = ("apt", "apt", "apt", "apt", "dnf")
+CLI = [sys.executable, "-m", "patchbrain"]
+INSTALL_TASK = "Install the named versions with apt"
+LOCK_TASK = (
+    "Wait until no other package manager holds the package database (at most patch_lock_timeout seconds)"
+)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    for lab in own_fleet(tmp_path_factory, "faults", len(FLAVORS), FLAVORS, lab_keys=True):
+        lab.fresh = True
+        yield lab
+
+
+@pytest.fixture
+def lab(fleet):
+    if not fleet.fresh:
+        fleet.up(len(FLAVORS), FLAVORS)  # a test may have stopped a host
+        fleet.reset()
+    fleet.fresh = False
+    return fleet
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+def cli(*args, check=True, timeout=1800, env=None):
+    proc = subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=None if env is None else {**os.environ, **env},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"patchbrain {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+class Background:
+    """`patchbrain ARGS` running in the background, output in files (no pipe can fill up)."""
+
+    def __init__(self, tmp_path, *args):
+        self.out, self.err = tmp_path / f"out-{time.monotonic_ns()}", tmp_path / f"err-{time.monotonic_ns()}"
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.proc = subprocess.Popen([*CLI, *args], stdout=out, stderr=err)
+        self.pid = self.proc.pid
+
+    def finish(self, timeout=1800):
+        rc = self.proc.wait(timeout)
+        return rc, self.out.read_text(), self.err.read_text()
+
+
+def wait_for(what, cond, timeout=1500, every=0.25):
+    """Poll `cond` until it returns something truthy (a long deadline: other helpers load the machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def plan_for(tmp_path, name, spec, limit):
+    """Discover `limit`, plan it with `spec`, approve with a lab key; returns (path, plan document)."""
+    cli("discover", "--limit", limit)
+    path = tmp_path / f"{name}.yaml"
+    cli("plan", "--waves", spec, "--out", str(path), "--author-key", "lab-signing")
+    cli("approve", str(path), "--key", "lab-approver-1")
+    return path, yaml.safe_load(path.read_text())
+
+
+def waves_of(plan):
+    return [[e["host"] for e in wave] for wave in plan["waves"]]
+
+
+def journal():
+    from patchbrain.journal import Journal
+    from patchbrain.store import Store
+
+    return Journal(Store())
+
+
+def audit_actions(plan_id):
+    from patchbrain.audit import AuditLog
+    from patchbrain.store import Store
+
+    return [
+        r
+        for r in AuditLog(Store()).records()
+        if r.action.startswith("rollout.") and (r.subject == plan_id or r.subject.startswith(plan_id + "/"))
+    ]
+
+
+def audit_verifies():
+    proc = cli("audit", "verify", "--json")
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is True and doc["problem"] is None, doc
+    return doc
+
+
+def installed(lab, host):
+    proc = lab.exec(
+        host, ["dpkg-query", "-W", "-f", "${Version} ${db:Status-Abbrev}", "labdemo"], timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    version, status = proc.stdout.split(" ", 1)
+    assert status.strip() == "ii", proc.stdout  # never half-installed
+    return version
+
+
+def upgrades(lab, host):
+    """How many times dpkg upgraded labdemo on `host` (dpkg's own log, not Ansible's word)."""
+    proc = lab.exec(host, ["sh", "-c", "grep -c ' upgrade labdemo:' /var/log/dpkg.log || true"], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout.strip() or 0)
+
+
+def wave_dir(plan_id, wave):
+    from patchbrain import config
+
+    return config.artifacts_dir() / f"{plan_id}-w{wave}"
+
+
+def events(run_dir):
+    """ansible-runner's events of one run so far (files still being written are skipped)."""
+    out = []
+    folder = Path(run_dir) / "job_events"
+    if folder.is_dir():
+        for f in folder.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                out.append(json.loads(f.read_text()))
+    return out
+
+
+def task_event(run_dir, event, task, host=None):
+    for e in events(run_dir):
+        data = e.get("event_data", {})
+        if e.get("event") == event and data.get("task") == task and host in (None, data.get("host")):
+            return e
+    return None
+
+
+def kill_tree(pid):
+    """SIGKILL a process and every descendant (ansible-playbook runs in its own session under pexpect)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    for p in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGSTOP)  # freeze all first, so none reacts to the others dying
+    for p in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+    return tree
+
+
+def host_record(lab, host):
+    return {r.name: r for r in lab.hosts()}[host]
+
+
+def history(plan_id, host):
+    return [t.state for t in journal().history(plan_id, host)]
+
+
+# -- 1. concurrent rollouts --------------------------------------------------------------------------------
+
+
+def test_a_second_rollout_on_the_same_hosts_is_refused_naming_the_holder(lab, tmp_path):
+    from patchbrain.executor.lock import holders
+    from patchbrain.store import Store
+
+    a_path, a = plan_for(tmp_path, "a", "1,100%", "h01,h02")
+    b_path, b = plan_for(tmp_path, "b", "1,100%", "h02,h03")
+    first = Background(tmp_path, "rollout", str(a_path), "--json")
+    holder = wait_for(
+        "plan a's rollout lock",
+        lambda: next((h for h in holders(Store()) if h.plan_id == a["plan_id"]), None),
+    )
+    assert (holder.pid, holder.machine, holder.hosts) == (first.pid, socket.gethostname(), ("h01", "h02"))
+
+    second = cli("rollout", str(b_path), "--json", check=False)
+    again = cli("rollout", str(a_path), "--json", check=False)  # the same plan, twice at once
+    assert first.proc.poll() is None, "plan a ended before the second rollouts were tried"
+    for proc, disputed in ((second, "h02"), (again, "h01, h02")):
+        assert proc.returncode == 5, proc.stdout + proc.stderr
+        assert proc.stdout == ""  # refused before anything ran: no rollout document
+        assert f"{disputed} held by the rollout of plan {a['plan_id']}" in proc.stderr
+        assert f"(pid {first.pid} on {holder.machine}, since {holder.started})" in proc.stderr
+
+    rc, out, err = first.finish()
+    assert rc == 0, out + err
+    doc = json.loads(out)
+    assert doc["state"] == "done" and doc["lock_taken_over"] == []
+    assert {h["host"]: h["state"] for w in doc["waves"] for h in w["hosts"]} == {
+        "h01": "patched",
+        "h02": "patched",
+    }
+    assert holders(Store()) == []  # released at the end
+    assert journal().plan(b["plan_id"]) is None  # plan b never started
+    assert installed(lab, "h03") == "1.0"
+
+    refused_b = [r for r in audit_actions(b["plan_id"]) if r.action == "rollout.refused"]
+    assert len(refused_b) == 1 and audit_actions(b["plan_id"]) == refused_b
+    [h] = refused_b[0].payload["holders"]
+    assert (h["plan_id"], h["pid"], h["machine"], h["hosts"]) == (
+        a["plan_id"],
+        first.pid,
+        holder.machine,
+        ["h02"],
+    )
+    actions = [(r.action, r.subject.split("/")[-1]) for r in audit_actions(a["plan_id"])]
+    pid = a["plan_id"]
+    assert actions[0] == ("rollout.start", pid) and actions[-1] == ("rollout.end", pid)
+    assert actions.count(("rollout.refused", pid)) == 1
+    audit_verifies()
+
+
+# -- 2. controller SIGKILL mid-wave, then --resume ---------------------------------------------------------
+
+
+def test_controller_killed_mid_wave_then_resume(lab, tmp_path):
+    path, plan = plan_for(tmp_path, "crash", "1,100%", "h01,h02,h03,h04")
+    pid = plan["plan_id"]
+    [w1, w2] = waves_of(plan)
+    assert len(w1) == 1 and len(w2) == 3
+    # forks 1: wave 2 installs one host after the other, so the kill lands between hosts
+    run = Background(tmp_path, "rollout", str(path), "--json", "--forks", "1")
+    patch_dir = wave_dir(pid, 2) / f"{pid}-w2-patch"
+    first_done = wait_for(
+        "the first install of wave 2", lambda: task_event(patch_dir, "runner_on_ok", INSTALL_TASK)
+    )
+    killed = kill_tree(run.pid)
+    assert run.proc.wait(60) == -signal.SIGKILL and len(killed) > 1
+    done_first = first_done["event_data"]["host"]
+
+    record = journal().plan(pid)
+    assert record.state == "running" and [w.state for w in record.waves] == ["done", "running"]
+    assert {h: record.hosts[h] for h in w2} == dict.fromkeys(w2, "running")
+
+    # approvals are checked again before anything else: under a stricter policy the resume is refused
+    proc = cli(
+        "rollout", str(path), "--resume", "--json", check=False, env={"PATCHBRAIN_APPROVAL_QUORUM_HOSTS": "1"}
+    )
+    assert proc.returncode == 5 and proc.stdout == "", proc.stderr
+    assert "need 2 distinct approvers" in proc.stderr
+    assert journal().plan(pid).hosts == record.hosts  # nothing moved
+
+    proc = cli("rollout", str(path), "--resume", "--json", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["state"] == "done" and doc["halt"] is None
+    # the dead controller's lock was reported and taken over
+    [stale] = doc["lock_taken_over"]
+    assert (stale["plan_id"], stale["pid"]) == (pid, run.pid)
+    resumed = doc["resumed"]
+    assert resumed["wave"] == 2 and resumed["previous_state"] == "running"
+    assert sorted(resumed["reverified"]) == sorted(w2)  # the interrupted wave only; wave 1 is never re-read
+    assert resumed["reverified"][done_first]["state"] == "patched"
+    verified = sorted(h for h, v in resumed["reverified"].items() if v["state"] == "patched")
+    pending = sorted(h for h, v in resumed["reverified"].items() if v["state"] == "pending")
+    assert sorted(verified + pending) == sorted(w2) and sorted(resumed["to_run"]) == pending
+    assert [w["wave"] for w in doc["waves"]] == [2]
+    assert {h["host"]: h["state"] for h in doc["waves"][0]["hosts"]} == dict.fromkeys(w2, "patched")
+
+    # hosts already patched were never patched again; everything is at the plan, upgraded exactly once
+    for host in w1 + w2:
+        assert installed(lab, host) == "1.1"
+        assert upgrades(lab, host) == 1, host
+    assert history(pid, w1[0]) == ["pending", "running", "patched"]
+    for host in verified:
+        assert history(pid, host) == ["pending", "running", "verifying", "patched"]
+    for host in pending:
+        assert history(pid, host) == ["pending", "running", "verifying", "pending", "running", "patched"]
+    if pending:  # the resumed run's own artifacts, next to the interrupted ones; only pending hosts in it
+        vars_file = wave_dir(pid, 2) / f"{pid}-w2-resume1-patch" / "input" / "vars.yml"
+        text = vars_file.read_text()
+        assert sorted(h for h in w2 if f"\n  '{h}':" in text) == pending
+    assert (patch_dir / "job_events").is_dir()  # the interrupted run's evidence is kept
+
+    record = journal().plan(pid)
+    assert record.state == "done" and [w.state for w in record.waves] == ["done", "done"]
+    actions = [(r.action, r.subject.removeprefix(pid)) for r in audit_actions(pid)]
+    assert actions == [
+        ("rollout.start", ""),
+        ("rollout.wave.start", "/w1"),
+        ("rollout.wave.end", "/w1"),
+        ("rollout.wave.start", "/w2"),  # the last record of the killed controller
+        ("rollout.refused", ""),
+        ("rollout.lock.stale", ""),
+        ("rollout.resume", ""),
+        ("rollout.wave.start", "/w2"),
+        ("rollout.wave.end", "/w2"),
+        ("rollout.end", ""),
+    ]
+    audit_verifies()
+
+
+# -- 3. a host dies mid-wave ---------------------------------------------------------------------------------
+
+
+def test_a_host_that_dies_mid_wave_is_unreachable_never_patched_and_resume_reverifies_it(lab, tmp_path):
+    from patchbrain.lab import net
+
+    path, plan = plan_for(tmp_path, "dies", "1,100%", "h01,h02,h03,h04")
+    pid = plan["plan_id"]
+    [w1, w2] = waves_of(plan)
+    victim = w2[1]
+    run = Background(tmp_path, "rollout", str(path), "--json")
+    pre_dir = wave_dir(pid, 2) / f"{pid}-w2-preflight"
+    wait_for(
+        "wave 2's preflight", lambda: any(e.get("event") == "playbook_on_task_start" for e in events(pre_dir))
+    )
+    net.kill_namespaces([host_record(lab, victim).netns])  # every process of the host, its PID 1 included
+
+    rc, out, err = run.finish()
+    assert rc == 4, out + err
+    doc = json.loads(out)
+    assert doc["state"] == "halted" and doc["halt"]["kind"] == "failures" and doc["halt"]["hosts"] == [victim]
+    states = {h["host"]: h["state"] for w in doc["waves"] for h in w["hosts"]}
+    assert states == {**dict.fromkeys(w1 + w2, "patched"), victim: "unreachable"}
+    record = journal().plan(pid)
+    assert record.hosts[victim] == "unreachable" and [w.state for w in record.waves] == ["done", "halted"]
+    audit_verifies()
+
+    # still down: --resume re-reads it, it stays unreachable, the wave stays halted
+    proc = cli("rollout", str(path), "--resume", "--json", check=False)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["resumed"]["reverified"][victim]["state"] == "unreachable" and doc["resumed"]["to_run"] == []
+    assert doc["halt"]["hosts"] == [victim]
+
+    lab.up(len(FLAVORS), FLAVORS)  # the host comes back with its disk as it was
+    assert installed(lab, victim) == "1.0"
+    proc = cli("rollout", str(path), "--resume", "--json", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    reverified = doc["resumed"]["reverified"]
+    assert reverified[victim]["state"] == "pending" and doc["resumed"]["to_run"] == [victim]
+    assert all(reverified[h]["state"] == "patched" for h in w2 if h != victim)
+    assert {h["host"]: h["state"] for h in doc["waves"][0]["hosts"]} == dict.fromkeys(w2, "patched")
+    for host in w1 + w2:
+        assert installed(lab, host) == "1.1" and upgrades(lab, host) == 1, host
+    assert history(pid, victim) == [
+        "pending",
+        "running",
+        "unreachable",
+        "verifying",
+        "unreachable",
+        "verifying",
+        "pending",
+        "running",
+        "patched",
+    ]
+    assert journal().plan(pid).state == "done"
+    audit_verifies()
+
+
+# -- 4. SSH dropped mid-task ---------------------------------------------------------------------------------
+
+
+def _nft(lab, host, *args):
+    argv = ["ip", "netns", "exec", host_record(lab, host).netns, "nft", *args]
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def test_ssh_dropped_mid_task_fails_the_host_cleanly_and_resume_reverifies_it(lab, tmp_path):
+    path, plan = plan_for(tmp_path, "drop", "1,100%", "h01,h02,h03")
+    pid = plan["plan_id"]
+    [w1, w2] = waves_of(plan)
+    victim = w2[0]
+    run = Background(tmp_path, "rollout", str(path), "--json")
+    patch_dir = wave_dir(pid, 2) / f"{pid}-w2-patch"
+    wait_for(
+        "the install on the victim", lambda: task_event(patch_dir, "runner_on_start", INSTALL_TASK, victim)
+    )
+    # the host's own firewall drops SSH (established connections too) until Ansible gives up on it
+    _nft(
+        lab,
+        victim,
+        "insert",
+        "rule",
+        "inet",
+        "filter",
+        "input",
+        "tcp",
+        "dport",
+        "22",
+        "drop",
+        "comment",
+        "faults-test",
+    )
+    try:
+        wait_for(
+            "Ansible to give up on the victim",
+            lambda: any(
+                task_event(patch_dir, kind, task, victim)
+                for kind in ("runner_on_unreachable", "runner_on_failed")
+                for task in {e.get("event_data", {}).get("task") for e in events(patch_dir)}
+            ),
+            timeout=600,
+        )
+    finally:
+        rules = _nft(lab, victim, "-a", "list", "chain", "inet", "filter", "input")
+        for line in rules.splitlines():
+            if "faults-test" in line:
+                _nft(
+                    lab,
+                    victim,
+                    "delete",
+                    "rule",
+                    "inet",
+                    "filter",
+                    "input",
+                    "handle",
+                    line.split("handle")[-1].strip(),
+                )
+
+    rc, out, err = run.finish()
+    assert rc == 4, out + err
+    doc = json.loads(out)
+    assert doc["state"] == "halted" and doc["halt"]["kind"] == "failures" and doc["halt"]["hosts"] == [victim]
+    states = {h["host"]: h["state"] for w in doc["waves"] for h in w["hosts"]}
+    assert states[victim] in ("unreachable", "failed")  # never patched: Ansible lost the host mid-task
+    assert all(states[h] == "patched" for h in w1 + w2 if h != victim)
+    record = journal().plan(pid)
+    assert record.hosts[victim] == states[victim] and record.waves[1].state == "halted"
+    audit_verifies()
+
+    # the link is back: the victim is re-read before anything else; whatever the install left is judged
+    # by what is really installed, and the host is upgraded at most once
+    proc = cli("rollout", str(path), "--resume", "--json", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    verdict = doc["resumed"]["reverified"][victim]
+    assert verdict["state"] in ("patched", "pending")
+    assert doc["resumed"]["to_run"] == ([victim] if verdict["state"] == "pending" else [])
+    assert {h["host"]: h["state"] for h in doc["waves"][0]["hosts"]} == dict.fromkeys(w2, "patched")
+    for host in w1 + w2:
+        assert installed(lab, host) == "1.1" and upgrades(lab, host) == 1, host
+    audit_verifies()
+
+
+# -- 5. a package manager's lock held by another process ----------------------------------------------------
+
+# What a running apt (python3-apt's own system lock: dpkg's lock-frontend and lock) or dnf (its RPMDB lock)
+# holds; each holder writes its pid to /run/holder.pid, then sleeps.
+_PIDFILE = "open('/run/holder.pid', 'w').write(str(os.getpid())); time.sleep(3600)"
+HOLD_APT = "import apt_pkg, os, time; apt_pkg.init(); apt_pkg.pkgsystem_lock(); " + _PIDFILE
+HOLD_DNF = (
+    "import dnf.lock, os, time; dnf.lock.build_rpmdb_lock('/var/lib/dnf', True).__enter__(); " + _PIDFILE
+)
+
+
+def _hold(lab, host, code):
+    lab.exec(host, ["rm", "-f", "/run/holder.pid"], check=True)
+    proc = lab.exec(host, ["sh", "-c", 'setsid -f python3 -c "$0" >/dev/null 2>&1 </dev/null', code])
+    assert proc.returncode == 0, proc.stderr
+    return int(
+        wait_for("the lock holder", lambda: lab.exec(host, ["cat", "/run/holder.pid"]).stdout.strip(), 120)
+    )
+
+
+def rpm_installed(lab, host):
+    proc = lab.exec(host, ["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}", "labdemo"], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_a_held_package_manager_lock_fails_that_host_after_a_bounded_wait(lab, tmp_path):
+    path, plan = plan_for(tmp_path, "pmlock", "1,100%", "h01,h02,h03,h05")
+    pid = plan["plan_id"]
+    [w1, w2] = waves_of(plan)
+    assert w1 == ["h01"] and sorted(w2) == ["h02", "h03", "h05"]
+    apt_holder = _hold(lab, "h03", HOLD_APT)
+    dnf_holder = _hold(lab, "h05", HOLD_DNF)
+
+    proc = cli("rollout", str(path), "--json", "--lock-timeout", "20", check=False)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["state"] == "halted" and doc["halt"]["kind"] == "failures"
+    assert sorted(doc["halt"]["hosts"]) == ["h03", "h05"]
+    hosts = {h["host"]: h for w in doc["waves"] for h in w["hosts"]}
+    assert {h: v["state"] for h, v in hosts.items()} == {
+        "h01": "patched",
+        "h02": "patched",
+        "h03": "failed",
+        "h05": "failed",
+    }
+    detail = {t.host: t.detail for t in journal().history(pid) if t.state == "failed"}
+    for host, holder, code, lock in (
+        ("h03", apt_holder, HOLD_APT, "/var/lib/dpkg/lock-frontend"),
+        ("h05", dnf_holder, HOLD_DNF, "/var/lib/dnf/rpmdb_lock.pid"),
+    ):
+        assert detail[host] == (
+            f"{LOCK_TASK}: non-zero return code: the package database is locked by pid {holder} "
+            f"({('python3 -c ' + code)[:120]}) ({lock}); gave up after 20 s"
+        )
+        # the wait was bounded: from the task's start to its failure, at least the timeout, not forever
+        patch_dir = wave_dir(pid, 2) / f"{pid}-w2-patch"
+        start, end = (
+            task_event(patch_dir, kind, LOCK_TASK, host) for kind in ("runner_on_start", "runner_on_failed")
+        )
+        took = (_when(end) - _when(start)).total_seconds()
+        assert 20 <= took <= 20 + 300, (host, took)
+    assert installed(lab, "h03") == "1.0" and rpm_installed(lab, "h05") == "1.0-1"
+    assert installed(lab, "h02") == "1.1"
+    audit_verifies()
+
+    # the holders finish: --resume patches the two hosts, and only them
+    for host in ("h03", "h05"):
+        lab.exec(host, ["sh", "-c", 'kill "$(cat /run/holder.pid)"'], check=True)
+    proc = cli("rollout", str(path), "--resume", "--json", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["resumed"]["to_run"] == [h for h in w2 if h in ("h03", "h05")]
+    assert installed(lab, "h03") == "1.1" and rpm_installed(lab, "h05") == "1.1-1"
+    assert upgrades(lab, "h02") == 1
+    audit_verifies()
+
+
+def _when(event):
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(event["created"])
+
+
+# -- 6. a full disk ------------------------------------------------------------------------------------------
+
+
+def test_a_full_disk_fails_the_host_clearly_and_it_is_restorable(lab, tmp_path):
+    from patchbrain.lab import net
+
+    path, plan = plan_for(tmp_path, "disk", "1,100%", "h01,h02,h03")
+    pid = plan["plan_id"]
+    [w1, w2] = waves_of(plan)
+    victim = w2[0]
+    rec = host_record(lab, victim)
+    hostdir = Path(rec.dir)
+    # the host's disk (its overlay upper and work dirs) moves onto a 256 MiB tmpfs, then is filled
+    net.kill_namespaces([rec.netns])
+    keep = tmp_path / "hostdir"
+    subprocess.run(["cp", "-a", str(hostdir), str(keep)], check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "pbfaults", str(hostdir)], check=True
+    )
+    try:
+        subprocess.run(["cp", "-a", f"{keep}/.", str(hostdir)], check=True)
+        lab.up(len(FLAVORS), FLAVORS)
+        fill = "dd if=/dev/zero of=/var/tmp/fill bs=1M; dd if=/dev/zero of=/var/tmp/fill2 bs=4k; df -Pk /"
+        proc = lab.exec(victim, ["sh", "-c", fill], timeout=300)
+        assert int(proc.stdout.splitlines()[-1].split()[3]) < 1024, proc.stdout  # under a MiB left
+
+        proc = cli("rollout", str(path), "--json", check=False)
+        assert proc.returncode == 4, proc.stdout + proc.stderr
+        doc = json.loads(proc.stdout)
+        assert doc["state"] == "halted" and doc["halt"]["hosts"] == [victim]
+        hosts = {h["host"]: h for w in doc["waves"] for h in w["hosts"]}
+        assert hosts[victim]["state"] == "failed"
+        assert all(hosts[h]["state"] == "patched" for h in w1 + w2 if h != victim)
+        [fail] = [t for t in journal().history(pid, victim) if t.state == "failed"]
+        assert fail.detail.startswith(
+            "Refuse a host without enough free disk space to patch: "
+            "not enough free disk space: 0 MiB free on /"
+        )
+        assert installed(lab, victim) == "1.0"  # nothing was installed, nothing half-installed
+        audit_verifies()
+
+        # restorable: free the space and resume; the host is re-read, then patched
+        lab.exec(victim, ["rm", "-f", "/var/tmp/fill", "/var/tmp/fill2"], check=True)
+        proc = cli("rollout", str(path), "--resume", "--json", check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        doc = json.loads(proc.stdout)
+        assert doc["resumed"]["reverified"][victim]["state"] == "pending" and doc["resumed"]["to_run"] == [
+            victim
+        ]
+        assert installed(lab, victim) == "1.1" and upgrades(lab, victim) == 1
+        audit_verifies()
+    finally:
+        net.kill_namespaces([rec.netns])
+        subprocess.run(["umount", "-l", str(hostdir)], check=False)
+        lab.up(len(FLAVORS), FLAVORS)

@@ -1,0 +1,101 @@
+"""Rollout locks in the store: a live holder is named and refused, a dead one is taken over."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from patchbrain.errors import ExitCode
+from patchbrain.executor.lock import RolloutLocked, acquire, holders, process_start_time
+from patchbrain.store import Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "lock.db")
+    holders(s)  # creates the table
+    return s
+
+
+def _hold_in_child(db, plan_id, hosts, ready, stop):
+    lock = acquire(Store(db), plan_id, hosts)
+    ready.set()
+    stop.wait(60)
+    lock.release()
+
+
+def test_a_live_holder_in_another_process_is_named_and_refused(store, tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold_in_child, args=(store.path, "planA", ["h01", "h02"], ready, stop))
+    child.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(RolloutLocked) as info:
+            acquire(store, "planB", ["h02", "h03"])
+        err = info.value
+        assert err.exit_code == ExitCode.REFUSED
+        [holder] = err.holders
+        assert (holder.plan_id, holder.pid, holder.machine) == ("planA", child.pid, socket.gethostname())
+        assert holder.hosts == ("h02",)  # the hosts in dispute
+        msg = str(err)
+        assert "planA" in msg and f"pid {child.pid}" in msg and holder.started in msg and "h02" in msg
+        # nothing of planB was written
+        assert {h.plan_id for h in holders(store)} == {"planA"}
+        # disjoint hosts are fine
+        acquire(store, "planC", ["h04"]).release()
+    finally:
+        stop.set()
+        child.join(60)
+    assert holders(store) == []
+    acquire(store, "planB", ["h02", "h03"]).release()
+
+
+def test_a_dead_holder_is_taken_over_and_reported(store):
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = int(proc.stdout)
+    assert process_start_time(dead) is None
+    with store.transaction() as conn:
+        conn.executemany(
+            "INSERT INTO rollout_locks VALUES (?, 'old', ?, 12345, ?, '2026-11-26T10:00:00+00:00')",
+            [(h, dead, socket.gethostname()) for h in ("h01", "h09")],
+        )
+    lock = acquire(store, "new", ["h01", "h02"])
+    [stale] = lock.taken_over
+    assert (stale.plan_id, stale.pid, stale.hosts) == ("old", dead, ("h01",))
+    # every row of the dead holder went, not only the overlapping one
+    assert [(h.plan_id, h.hosts) for h in holders(store)] == [("new", ("h01", "h02"))]
+    lock.release()
+
+
+def test_pid_reuse_and_other_machines(store):
+    me = os.getpid()
+    with store.transaction() as conn:
+        # our own pid with another start time: the recorded process is gone (pid reused)
+        conn.execute(
+            "INSERT INTO rollout_locks VALUES ('h01', 'reused', ?, ?, ?, 't')",
+            (me, (process_start_time(me) or 0) + 1, socket.gethostname()),
+        )
+        # another machine: cannot be checked, never taken over
+        conn.execute("INSERT INTO rollout_locks VALUES ('h02', 'far', 1, 1, 'elsewhere.example', 't')")
+    lock = acquire(store, "new", ["h01"])
+    assert [h.plan_id for h in lock.taken_over] == ["reused"]
+    lock.release()
+    with pytest.raises(RolloutLocked, match=r"elsewhere\.example"):
+        acquire(store, "new", ["h02"])
+
+
+def test_the_same_process_cannot_lock_twice_and_release_frees_only_its_own(store):
+    with acquire(store, "p1", ["a"]):
+        with pytest.raises(RolloutLocked):
+            acquire(store, "p2", ["a"])
+        other = acquire(store, "p3", ["b"])
+    assert [h.plan_id for h in holders(store)] == ["p3"]
+    other.release()
