@@ -240,10 +240,12 @@ def _changelog_rollout(ctx: Context, lab: Any, inventory: Path, tag: str, evil: 
     version = publish_labdemo(lab, ctx.workdir / "hostile-deb", claim=claim)
     pending = discover_pending(inventory, f"redteam-{tag}-changelog", packages.PACKAGE)
     ev = [Evidence("verifier", f"discovery: {[(p.package, p.candidate, p.cves) for p in pending]}")]
-    # the changelog entries between the installed and the candidate version: ours and the benign 1.1's
-    expected = {cve, *packages.VARIANTS["benign"].cves}
-    if not pending or pending[0].candidate != version or set(pending[0].cves) != expected:
-        return False, f"discovery did not report {packages.PACKAGE} {version} with {sorted(expected)}", ev
+    # the changelog entries above the installed version: ours, and the benign 1.1's on a fresh host
+    allowed = {cve, *packages.VARIANTS["benign"].cves}
+    if not pending or pending[0].candidate != version or cve not in pending[0].cves:
+        return False, f"discovery did not report {packages.PACKAGE} {version} with {cve}", ev
+    if not set(pending[0].cves) <= allowed:
+        return False, f"discovery reported CVE ids no changelog entry names: {pending[0].cves}", ev
     out, _plan = plan_approve_rollout(ctx, inventory, pending, "changelog")
     states = [(h.host, h.state) for w in out.waves for h in w.hosts]
     installed = installed_version(lab, packages.PACKAGE)
