@@ -10,7 +10,7 @@ import shlex
 from typing import Any
 
 from patchbrain.redteam.base import Check, Context, Evidence, Scenario
-from patchbrain.redteam.common import Outcome, attempt
+from patchbrain.redteam.common import Outcome, attempt, audit_evidence, audit_since
 from patchbrain.redteam.labhost import (
     HOST,
     discover_pending,
@@ -55,6 +55,7 @@ def run(ctx: Context) -> list[Check]:
     from patchbrain import verify
     from patchbrain.inventory import load_hosts
     from patchbrain.lab import packages
+    from patchbrain.store import Store
 
     checks: list[Check] = []
     with lab_host(ctx) as lab:
@@ -100,6 +101,13 @@ def run(ctx: Context) -> list[Check]:
                 Evidence(
                     "verifier", f"{HOST} really has {packages.PACKAGE} {real} (/usr/bin/dpkg-query over SSH)"
                 ),
+            ]
+            if out.halt is not None:
+                ev.append(
+                    Evidence("note", f"the rollout itself halted ({out.halt.kind}): {out.halt.reason}"[:500])
+                )
+            ev += [
+                audit_evidence(r, ("verdict", "detail", "hosts")) for r in audit_since(Store(), 0, "verify.*")
             ]
             fooled = said.get(packages.PACKAGE) == version and real != version
             caught = HOST in report.lying() and report.hosts[HOST].verdict == "disagrees"
