@@ -209,8 +209,13 @@ def main() -> int:
             lab.reset()
             cpu0, t0 = _cpu(), time.perf_counter()
             with _LoadSampler() as ours_load:
+                # as `patchbrain rollout` does: load (and validate) the inventory once, then roll out
                 result = rollout(
-                    plan, inventory=inventory, store=Store(), options=RolloutOptions(forks=args.forks)
+                    plan,
+                    inventory=inventory,
+                    store=Store(),
+                    options=RolloutOptions(forks=args.forks),
+                    hosts=load_hosts(inventory),
                 )
             ours_wall, ours_cpu = time.perf_counter() - t0, _cpu() - cpu0
             states = {h.state for w in result.waves for h in w.hosts}

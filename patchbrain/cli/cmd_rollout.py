@@ -62,7 +62,8 @@ def _rollout(args: argparse.Namespace) -> int:
         inventory = Path(plan.inventory)
     else:
         inventory = resolve_inventory(args)
-    known = {h.name for h in load_hosts(inventory)}
+    listed = load_hosts(inventory)
+    known = {h.name for h in listed}
     missing = sorted(set(plan.hosts) - known)
     if missing:
         raise BadInput(f"hosts not in the inventory {inventory}: {', '.join(missing)}", source=str(args.plan))
@@ -82,6 +83,7 @@ def _rollout(args: argparse.Namespace) -> int:
                 ),
                 options=RolloutOptions(forks=args.forks, timeout_s=args.timeout),
                 plan_file=args.plan,
+                hosts=listed,
             )
     finally:
         signal.signal(signal.SIGINT, previous)

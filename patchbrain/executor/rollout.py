@@ -22,7 +22,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +35,7 @@ from patchbrain.executor.request import RunHooks, RunRequest
 from patchbrain.feeds.versions import compare
 from patchbrain.journal import Journal
 from patchbrain.keys import KeyStore
+from patchbrain.models import Host
 from patchbrain.plans import Plan, PlannedHost, plan_document
 from patchbrain.posture.prescan import Finding, scan_text
 from patchbrain.store import Store
@@ -249,6 +250,8 @@ class _Wave:
                 "patchbrain_plan_packages": self.plan.packages_by_host(hosts),
                 "patchbrain_reboot_ok": self.plan.reboot_ok,
                 "patchbrain_posture": posture_available(),
+                # the preflight's pre-scan refreshed the index moments before: no second refresh
+                "patchbrain_index_refreshed": not preflight,
             },
         )
 
@@ -290,26 +293,28 @@ class _Wave:
 
     def run(self) -> WaveOutcome:
         plan_id = self.plan.plan_id
-        for host in self.hosts:
-            self.move(host, "running")
+        with self.store.transaction():  # one durable commit for the wave's hosts, before anything runs
+            for host in self.hosts:
+                self.move(host, "running")
         pre = self._run(self._request("preflight", self.hosts, preflight=True))
-        ready = self._settle_unrun(pre, self.hosts)
-        posture_pre = self._posture(pre, ready, "pre")
         prescan: dict[str, dict[str, dict[str, str]]] = {}
         findings: dict[str, tuple[Finding, ...]] = {}
         raw = pre.data.get(PRESCAN_KEY)
-        for host in ready:
-            doc = raw.get(host) if isinstance(raw, Mapping) else None
-            scripts = doc.get("scripts") if isinstance(doc, Mapping) else None
-            prescan[host] = decode_prescan(scripts) if isinstance(scripts, str) else {}
-            findings[host] = prescan_findings(prescan[host])
-            self.journal.save_snapshot(
-                plan_id,
-                self.index,
-                host,
-                "prescan",
-                {"scripts": prescan[host], "findings": [dataclasses.asdict(f) for f in findings[host]]},
-            )
+        with self.store.transaction():  # the preflight's records: one commit, before the gate
+            ready = self._settle_unrun(pre, self.hosts)
+            posture_pre = self._posture(pre, ready, "pre")
+            for host in ready:
+                doc = raw.get(host) if isinstance(raw, Mapping) else None
+                scripts = doc.get("scripts") if isinstance(doc, Mapping) else None
+                prescan[host] = decode_prescan(scripts) if isinstance(scripts, str) else {}
+                findings[host] = prescan_findings(prescan[host])
+                self.journal.save_snapshot(
+                    plan_id,
+                    self.index,
+                    host,
+                    "prescan",
+                    {"scripts": prescan[host], "findings": [dataclasses.asdict(f) for f in findings[host]]},
+                )
 
         halt: Halt | None = None
         if pre.status == "canceled":
@@ -337,15 +342,16 @@ class _Wave:
         posture_post: dict[str, Any] = {}
         if ready:
             patch = self._run(self._request("patch", ready, preflight=False))
-            patched_ok = self._settle_unrun(patch, ready)
-            posture_post = self._posture(patch, patched_ok, "post")
-            docs = patch.data.get(PATCH_KEY)
-            for host in patched_ok:
-                res = host_result(
-                    self.plan.hosts[host], docs.get(host) if isinstance(docs, Mapping) else None
-                )
-                results[host] = res
-                self.move(host, res.state, res.message)
+            with self.store.transaction():  # the patch run's records: one commit
+                patched_ok = self._settle_unrun(patch, ready)
+                posture_post = self._posture(patch, patched_ok, "post")
+                docs = patch.data.get(PATCH_KEY)
+                for host in patched_ok:
+                    res = host_result(
+                        self.plan.hosts[host], docs.get(host) if isinstance(docs, Mapping) else None
+                    )
+                    results[host] = res
+                    self.move(host, res.state, res.message)
             if patch.status == "canceled":
                 halt = Halt("canceled", "canceled during the patch run", ready)
         return WaveOutcome(
@@ -431,13 +437,15 @@ def rollout(
     options: RolloutOptions | None = None,
     plan_file: Path | None = None,
     keystore: KeyStore | None = None,
+    hosts: Sequence[Host] | None = None,
 ) -> RolloutResult:
     """Run every wave of `plan` in order until one halts; journal and audit each step.
 
     Nothing runs unless the plan is approved (`patchbrain.approvals.require_approved`, approvals from the
     store and `plan_file`'s sidecar): ApprovalRefused (exit 5) before anything starts; approvals and
     maintenance windows are checked again before every wave, and each wave waits its predecessor's bake
-    time. A wave halts when more of its hosts fail than its `max_failures`.
+    time. A wave halts when more of its hosts fail than its `max_failures`. `hosts`: the inventory's hosts
+    when the caller has just loaded them (`inventory.load_hosts`), so they are not resolved twice.
     """
     from patchbrain.approvals import ApprovalRefused
     from patchbrain.inventory import load_hosts
@@ -450,7 +458,8 @@ def rollout(
     except ApprovalRefused as exc:
         _audit(store, "rollout.refused", plan.plan_id, {"reason": str(exc)})
         raise
-    windows = {h.name: h.windows for h in load_hosts(inventory) if h.name in plan.hosts}
+    listed = hosts if hosts is not None else load_hosts(inventory)
+    windows = {h.name: h.windows for h in listed if h.name in plan.hosts}
     journal = Journal(store)
     journal.add_plan(
         plan.plan_id,
