@@ -72,8 +72,13 @@ class Store:
         """A transaction that commits on success and rolls back on any exception.
 
         `immediate` takes the write lock at the start, so two writers never interleave read-then-write.
+        Inside another transaction of this thread it joins that one (the outer one commits or rolls back),
+        so a caller can batch many writes into one durable commit.
         """
         conn = self.connection()
+        if conn.in_transaction:
+            yield conn
+            return
         conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         try:
             yield conn

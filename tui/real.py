@@ -386,7 +386,7 @@ def _wave_when(plan: Plan, index: int) -> str:
         if sched.earliest_start is not None
         else "any time (no window)"
     )
-    extras = [sched.kind]
+    extras: list[str] = [sched.kind]
     if sched.bake_s:
         extras.append(f"bake {sched.bake_s} s")
     extras.append(f"{sched.max_failures} may fail")

@@ -95,7 +95,8 @@ def _rollout(args: argparse.Namespace) -> int:
         inventory = Path(plan.inventory)
     else:
         inventory = resolve_inventory(args)
-    known = {h.name for h in load_hosts(inventory)}
+    listed = load_hosts(inventory)
+    known = {h.name for h in listed}
     missing = sorted(set(plan.hosts) - known)
     if missing:
         raise BadInput(f"hosts not in the inventory {inventory}: {', '.join(missing)}", source=str(args.plan))
@@ -135,6 +136,7 @@ def _rollout(args: argparse.Namespace) -> int:
                 plan_file=args.plan,
                 resume=args.resume,
                 safety=safety,
+                hosts=listed,
             )
     finally:
         signal.signal(signal.SIGINT, previous)

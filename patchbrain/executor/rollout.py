@@ -25,7 +25,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -41,6 +41,7 @@ from patchbrain.executor.resume import ResumePoint, Reverify, prepare_resume
 from patchbrain.feeds.versions import compare
 from patchbrain.journal import Journal
 from patchbrain.keys import KeyStore
+from patchbrain.models import Host
 from patchbrain.plans import Plan, PlannedHost, plan_document
 from patchbrain.posture.prescan import Finding, scan_text
 from patchbrain.store import Store
@@ -278,6 +279,8 @@ class _Wave:
                 "patchbrain_reboot_ok": self.plan.reboot_ok,
                 "patchbrain_lock_timeout": self.opts.lock_timeout_s,
                 "patchbrain_posture": posture_available(),
+                # the preflight's pre-scan refreshed the index moments before: no second refresh
+                "patchbrain_index_refreshed": not preflight,
             },
         )
 
@@ -321,26 +324,28 @@ class _Wave:
         plan_id = self.plan.plan_id
         if not self.to_run:  # never hand Ansible an empty limit
             return WaveOutcome(plan_id, self.index, self.ctx.artifacts, self._results({}), {}, {}, {})
-        for host in self.to_run:
-            self.move(host, "running")
+        with self.store.transaction():  # one durable commit for the wave's hosts, before anything runs
+            for host in self.to_run:
+                self.move(host, "running")
         pre = self._run(self._request("preflight", self.to_run, preflight=True))
-        ready = self._settle_unrun(pre, self.to_run)
-        posture_pre = self._posture(pre, ready, "pre")
         prescan: dict[str, dict[str, dict[str, str]]] = {}
         findings: dict[str, tuple[Finding, ...]] = {}
         raw = pre.data.get(PRESCAN_KEY)
-        for host in ready:
-            doc = raw.get(host) if isinstance(raw, Mapping) else None
-            scripts = doc.get("scripts") if isinstance(doc, Mapping) else None
-            prescan[host] = decode_prescan(scripts) if isinstance(scripts, str) else {}
-            findings[host] = prescan_findings(prescan[host])
-            self.journal.save_snapshot(
-                plan_id,
-                self.index,
-                host,
-                "prescan",
-                {"scripts": prescan[host], "findings": [dataclasses.asdict(f) for f in findings[host]]},
-            )
+        with self.store.transaction():  # the preflight's records: one commit, before the gate
+            ready = self._settle_unrun(pre, self.to_run)
+            posture_pre = self._posture(pre, ready, "pre")
+            for host in ready:
+                doc = raw.get(host) if isinstance(raw, Mapping) else None
+                scripts = doc.get("scripts") if isinstance(doc, Mapping) else None
+                prescan[host] = decode_prescan(scripts) if isinstance(scripts, str) else {}
+                findings[host] = prescan_findings(prescan[host])
+                self.journal.save_snapshot(
+                    plan_id,
+                    self.index,
+                    host,
+                    "prescan",
+                    {"scripts": prescan[host], "findings": [dataclasses.asdict(f) for f in findings[host]]},
+                )
 
         halt: Halt | None = None
         if pre.status == "canceled":
@@ -368,15 +373,16 @@ class _Wave:
         posture_post: dict[str, Any] = {}
         if ready:
             patch = self._run(self._request("patch", ready, preflight=False))
-            patched_ok = self._settle_unrun(patch, ready)
-            posture_post = self._posture(patch, patched_ok, "post")
-            docs = patch.data.get(PATCH_KEY)
-            for host in patched_ok:
-                res = host_result(
-                    self.plan.hosts[host], docs.get(host) if isinstance(docs, Mapping) else None
-                )
-                results[host] = res
-                self.move(host, res.state, res.message)
+            with self.store.transaction():  # the patch run's records: one commit
+                patched_ok = self._settle_unrun(patch, ready)
+                posture_post = self._posture(patch, patched_ok, "post")
+                docs = patch.data.get(PATCH_KEY)
+                for host in patched_ok:
+                    res = host_result(
+                        self.plan.hosts[host], docs.get(host) if isinstance(docs, Mapping) else None
+                    )
+                    results[host] = res
+                    self.move(host, res.state, res.message)
             if patch.status == "canceled":
                 halt = Halt("canceled", "canceled during the patch run", ready)
         return WaveOutcome(
@@ -484,6 +490,7 @@ def rollout(
     resume: bool = False,
     reverify: Reverify | None = None,
     safety: SafetyOptions | None = None,
+    hosts: Sequence[Host] | None = None,
 ) -> RolloutResult:
     """Run every wave of `plan` in order until one halts; journal and audit each step.
 
@@ -502,6 +509,9 @@ def rollout(
     The safety loop (`patchbrain.safety`) runs by default: drift halt and rollback, canary bake and
     re-check, the independent verifier, health checks and distrusted failure signals. `safety` tunes it
     (default `SafetyOptions.from_env()`); `SafetyOptions(enabled=False)` leaves only the executor's rules.
+
+    `hosts`: the inventory's hosts when the caller has just loaded them (`inventory.load_hosts`), so they
+    are not resolved twice.
     """
     from patchbrain.approvals import ApprovalRefused
 
@@ -537,6 +547,7 @@ def rollout(
             reverify=reverify,
             verdict=verdict,
             safety=safety,
+            hosts=hosts,
         )
     return dataclasses.replace(result, lock_taken_over=tuple(h.as_dict() for h in held.taken_over))
 
@@ -554,6 +565,7 @@ def _rollout_locked(
     reverify: Reverify | None,
     verdict: Any,
     safety: SafetyOptions | None,
+    hosts: Sequence[Host] | None,
 ) -> RolloutResult:
     """`rollout()` once the plan is approved and its hosts are locked."""
     from patchbrain.inventory import load_hosts
@@ -561,7 +573,8 @@ def _rollout_locked(
     store = store if store is not None else Store()
     hooks = hooks or WaveHooks()
     opts = options or RolloutOptions()
-    windows = {h.name: h.windows for h in load_hosts(inventory) if h.name in plan.hosts}
+    listed = hosts if hosts is not None else load_hosts(inventory)
+    windows = {h.name: h.windows for h in listed if h.name in plan.hosts}
     loop = None
     safety = safety if safety is not None else _safety_defaults()
     if safety.enabled:

@@ -81,3 +81,21 @@ def test_store_files_are_private(tmp_path):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     finally:
         os.umask(old)
+
+
+def test_nested_transaction_joins_the_outer_one(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.migrate("t", ["CREATE TABLE t (x INTEGER)"])
+    with store.transaction() as outer:
+        for i in range(3):
+            with store.transaction() as inner:
+                assert inner is outer
+                inner.execute("INSERT INTO t VALUES (?)", (i,))
+        assert outer.in_transaction  # nothing committed yet: the outer transaction commits once
+    assert [r[0] for r in store.connection().execute("SELECT x FROM t ORDER BY x")] == [0, 1, 2]
+
+    with pytest.raises(RuntimeError), store.transaction():
+        with store.transaction() as inner:
+            inner.execute("INSERT INTO t VALUES (9)")
+        raise RuntimeError("boom")
+    assert [r[0] for r in store.connection().execute("SELECT x FROM t ORDER BY x")] == [0, 1, 2]
