@@ -99,3 +99,72 @@ def test_the_same_process_cannot_lock_twice_and_release_frees_only_its_own(store
         other = acquire(store, "p3", ["b"])
     assert [h.plan_id for h in holders(store)] == ["p3"]
     other.release()
+
+
+@pytest.fixture
+def approved(pb_home, tmp_path):
+    """An approved two-host plan over the example inventory (nothing here can reach its hosts)."""
+    import datetime as dt
+
+    from patchbrain.approvals import ApprovalStore, approve, policy_from_env, sign_authorship
+    from patchbrain.keys import KeyStore, ensure_lab_keys
+    from patchbrain.models import PendingUpdate
+    from patchbrain.plans import make_plan
+
+    ks = KeyStore()
+    ensure_lab_keys(ks)
+    signer = ks.load_private("lab-signing")
+    pending = [PendingUpdate(h, "labdemo", "1.0", "1.1", "apt") for h in ("app-01", "app-02")]
+    plan = make_plan(
+        pending, inventory="", spec="1,100%", author=signer.public.fingerprint, author_name=signer.name
+    )
+    plan = sign_authorship(plan, signer)
+    approval = approve(
+        plan,
+        ks.load_private("lab-approver-1"),
+        keystore=ks,
+        ttl=dt.timedelta(hours=1),
+        policy=policy_from_env(),
+    )
+    ApprovalStore(Store()).add(approval)
+    return plan
+
+
+def test_rollout_is_refused_while_another_live_rollout_holds_a_host(approved, pb_home):
+    from pathlib import Path
+
+    from patchbrain.audit import AuditLog
+    from patchbrain.executor.rollout import rollout
+    from patchbrain.journal import Journal
+
+    inventory = Path(__file__).resolve().parents[2] / "inventory" / "example-small.ini"
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold_in_child, args=(Store().path, "other", ["app-02"], ready, stop))
+    child.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(
+            RolloutLocked, match=f"app-02 held by the rollout of plan other \\(pid {child.pid} on"
+        ):
+            rollout(approved, inventory=inventory)
+    finally:
+        stop.set()
+        child.join(60)
+    assert Journal(Store()).plan(approved.plan_id) is None  # nothing started
+    [refused] = [r for r in AuditLog(Store()).records() if r.action == "rollout.refused"]
+    assert refused.subject == approved.plan_id and refused.payload["holders"][0]["pid"] == child.pid
+    assert not (pb_home / "artifacts").exists()
+    assert holders(Store()) == []  # the refused rollout left no rows behind
+
+
+def test_resume_of_a_plan_never_rolled_out_is_bad_input_and_frees_the_lock(approved, pb_home):
+    from pathlib import Path
+
+    from patchbrain.errors import BadInput
+    from patchbrain.executor.rollout import rollout
+
+    inventory = Path(__file__).resolve().parents[2] / "inventory" / "example-small.ini"
+    with pytest.raises(BadInput, match="never rolled out here"):
+        rollout(approved, inventory=inventory, resume=True)
+    assert holders(Store()) == []
