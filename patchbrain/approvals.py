@@ -448,7 +448,7 @@ def require_approved(
     if not verdict.ok:
         have = len(verdict.valid)
         why = (
-            "unapproved"
+            "is unapproved"
             if have == 0 and not verdict.ignored
             else f"has {have} valid approval(s), needs {verdict.required}"
         )
@@ -459,7 +459,7 @@ def require_approved(
         )
         extra = f"; not counted: {'; '.join(verdict.ignored)}" if verdict.ignored else ""
         raise ApprovalRefused(
-            f"plan {plan.plan_id[:16]}... is {why}{quorum}{extra}. "
+            f"plan {plan.plan_id[:16]}... {why}{quorum}{extra}. "
             f"Approve it with `patchbrain approve PLAN --key NAME`"
         )
     return verdict

@@ -2,9 +2,9 @@
 
 Fleet: the inventory plus the latest discovery (OS release, pending updates). Plans: `plans.make_plan` over
 the latest discovery, written to `$PATCHBRAIN_HOME/plans/`. Rollouts: `executor.rollout.rollout` with
-`WaveHooks` mapped to the TUI's events. Keys, the audit log and the active model come from their modules.
-Not on main yet (answered honestly, never invented): approvals with a quorum (plans run unapproved, as
-`patchbrain rollout` does today), risk scores per entry, the safety loop's drift gate, posture per host.
+`WaveHooks` mapped to the TUI's events (the safety loop runs inside `rollout()`, as for the CLI).
+Approvals go through `approvals.record_approval` with the real policy. Keys, the audit log and the active
+model come from their modules.
 """
 
 from __future__ import annotations
