@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from functools import cmp_to_key
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -64,6 +65,17 @@ def main() -> int:
     run("patchbrain", "lab", "reset", *(f"h{i:02d}" for i in range(1, HOSTS + 1)))
     inventory = Path(run("patchbrain", "lab", "inventory", capture=True).strip())
     lab_dir = inventory.parent
+    from patchbrain.feeds.versions import compare
+    from patchbrain.lab import Lab
+    from patchbrain.lab.content import LabContent
+
+    content = LabContent(Lab().dir)
+    newest = max(content.repo.versions("labdemo", "deb"), key=cmp_to_key(lambda a, b: compare("dpkg", a, b)))
+    if newest != "1.1":  # an earlier demo left its sabotaged build as the newest: put a benign one on top
+        benign, _ = content.publish_variant("benign")
+        print(
+            f"\nan earlier run left labdemo {newest} published; published benign {benign} on top", flush=True
+        )
     before = read_fleet(inventory)
 
     # 1. the benign update, in waves: canary (one host per package manager), 3, the rest
@@ -77,10 +89,7 @@ def main() -> int:
     benign = read_fleet(inventory)
 
     # 2. a sabotaged "critical" update appears in the repository
-    from patchbrain.lab import Lab
-    from patchbrain.lab.content import LabContent
-
-    version, _ = LabContent(Lab().dir).publish_variant(SABOTAGE)
+    version, _ = content.publish_variant(SABOTAGE)
     print(
         f"\npublished labdemo {version}: claims a critical CVE fix; its postinst opens the firewall",
         flush=True,

@@ -176,9 +176,9 @@ def test_open_port_restore_is_proven_with_a_packet(lab, tmp_path):
     plan = _plan(tmp_path, lab, version, canary, other)
     rc, result, err = _rollout(plan, "--canary-bake", "0s")
     assert rc == 3 and result["waves"][0]["safety"]["rollback"][canary]["restored"], err
-    address = {h["host"]: h for h in json.loads(cli("lab", "status", "--json").stdout)["hosts"]}[canary][
-        "address"
-    ]
+    from patchbrain.verify import access_from_inventory
+
+    address = access_from_inventory(lab.inventory_path())[canary].address
     with pytest.raises(OSError):
         socket.create_connection((address, 4444), timeout=5).close()
 
