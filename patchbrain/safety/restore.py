@@ -53,10 +53,13 @@ def restore_state(pre_doc: Mapping[str, Any], *, host: str) -> dict[str, Any]:
         return None
 
     mode = None
+    booleans: dict[str, bool] | None = None
     try:
         snap = parse_document(dict(pre_doc), host=host)
         if snap.selinux is not None and snap.selinux.runtime_mode in ("enforcing", "permissive"):
             mode = snap.selinux.runtime_mode
+        if snap.selinux is not None and snap.selinux.booleans:
+            booleans = {name: bool(on) for name, on in snap.selinux.booleans}
     except BadInput as exc:
         log.warning("rollback of %s: pre-flight snapshot unreadable: %s", host, exc)
     ss = text("ss")
@@ -69,6 +72,7 @@ def restore_state(pre_doc: Mapping[str, Any], *, host: str) -> dict[str, Any]:
         "nft_ruleset": text("nft_ruleset"),
         "selinux_mode": mode,
         "selinux_config": text("selinux_config"),
+        "selinux_booleans": booleans,
         "listeners": listeners,
     }
 

@@ -20,7 +20,6 @@ from patchbrain.posture.snapshot import load_file, parse_document
 pytestmark = [pytest.mark.selinux, pytest.mark.slow]
 
 HOST = "selinux_guest"
-RESTORE = Path(__file__).with_name("restore_selinux.yml")
 # Booleans that are off in Debian's default policy and only widen what a domain may do when turned on.
 CANDIDATE_BOOLEANS = ("ssh_sysadm_login", "allow_execmem", "deny_ptrace", "httpd_can_network_connect")
 
@@ -39,6 +38,22 @@ def snapshot(guest: selinux_vm.Guest, dest: Path) -> dict[str, dict]:
     }
     ansible_playbook(guest, ROOT / "playbooks/posture.yml", "-e", json.dumps(extra))
     return load_file(dest)
+
+
+def rollback(guest: selinux_vm.Guest, pre_doc: dict, dest: Path) -> None:
+    """Put the guest back to `pre_doc` with the rollback role, as the safety loop does: its vars come from
+    `patchbrain.safety.restore.rollback_vars` and reach Ansible as an `!unsafe` vars file."""
+    from patchbrain.executor.unsafe_yaml import dump_unsafe
+    from patchbrain.safety.restore import rollback_vars
+
+    dest.mkdir(parents=True, exist_ok=True)
+    extra = {
+        "patchbrain_rollback": rollback_vars([HOST], versions={}, pre_docs={HOST: pre_doc}),
+        "patchbrain_rollback_settle_s": 0,
+    }
+    vars_file = dest / "rollback-vars.yml"
+    vars_file.write_text(dump_unsafe(extra), encoding="utf-8")
+    ansible_playbook(guest, ROOT / "playbooks/rollback.yml", "-e", f"@{vars_file}")
 
 
 def gate(before: dict, after: dict) -> GateReport:
@@ -98,9 +113,9 @@ def test_real_weakening_changes_are_caught_and_restoring_is_neutral(selinux_gues
     """setenforce 0, SELINUX=disabled in /etc/selinux/config and a boolean turned on, all made for real.
 
     One snapshot holds all three changes (each module run costs seconds on an emulated CPU); each is checked
-    on its own. Then the restore playbook puts the baseline back and the gate must find nothing.
+    on its own. Then the rollback role puts the baseline back and the gate must find nothing.
     """
-    base_dir, before = baseline
+    _, before = baseline
     se = parse_document(before[HOST], host=HOST).selinux
     assert se is not None
     off = {name for name, on in se.booleans if not on}
@@ -127,8 +142,7 @@ def test_real_weakening_changes_are_caught_and_restoring_is_neutral(selinux_gues
             "selinux.boolean",
         }
     finally:
-        # The rollback role has not landed: a small playbook restores from the baseline posture snapshot.
-        ansible_playbook(selinux_guest, RESTORE, "-e", json.dumps({"restore_snapshot_dir": str(base_dir)}))
+        rollback(selinux_guest, before[HOST], tmp_path / "rollback")
 
     assert selinux_guest.ssh(["getenforce"]).stdout.strip() == "Enforcing"
     assert "SELINUX=enforcing" in selinux_guest.ssh(["cat", "/etc/selinux/config"]).stdout

@@ -246,6 +246,19 @@ def test_restore_state_from_a_preflight_document():
     assert state["selinux_mode"] == "enforcing"
     assert state["selinux_config"] == fixture("selinux/config_enforcing.txt")
     assert "tcp 0.0.0.0:22" in state["listeners"] and all(" " in x for x in state["listeners"])
+    assert state["selinux_booleans"] is None  # no getsebool probe: the booleans are left alone
+    with_bools = document(
+        "h1",
+        getenforce=fixture("selinux/getenforce_enforcing.txt"),
+        getsebool=fixture("selinux/getsebool.txt"),
+    )
+    bools = restore.restore_state(with_bools, host="h1")["selinux_booleans"]
+    expected = {
+        line.split(" --> ")[0]: line.endswith("--> on")
+        for line in fixture("selinux/getsebool.txt").splitlines()
+        if " --> " in line
+    }
+    assert bools == expected and any(bools.values()) and not all(bools.values())
     missing = {
         "schema": 1,
         "host": "h1",
@@ -255,6 +268,7 @@ def test_restore_state_from_a_preflight_document():
         "nft_ruleset": None,
         "selinux_mode": None,
         "selinux_config": None,
+        "selinux_booleans": None,
         "listeners": None,
     }
     vs = restore.rollback_vars(
