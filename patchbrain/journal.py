@@ -79,14 +79,17 @@ HOST_STATES = (
     "rolling_back",
     "restored",
     "not_restored",
+    "unknown",
 )
 # Terminal results of a wave may be rolled back (the safety loop, issue 7); nothing returns to pending.
 _ROLLBACKABLE = ("patched", "unchanged", "failed", "mismatch", "canceled")
 ALLOWED: dict[str, frozenset[str]] = {
     "pending": frozenset({"running", "skipped"}),
     "running": frozenset(
-        {"patched", "unchanged", "failed", "unreachable", "mismatch", "skipped", "canceled"}
+        {"patched", "unchanged", "failed", "unreachable", "mismatch", "skipped", "canceled", "unknown"}
     ),
+    # The execution node running the host died: the controller re-reads the host, then records what it saw.
+    "unknown": frozenset({"patched", "unchanged", "failed", "mismatch"}),
     **{s: frozenset({"rolling_back"}) for s in _ROLLBACKABLE},
     "unreachable": frozenset(),
     "skipped": frozenset(),
