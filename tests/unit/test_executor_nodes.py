@@ -137,3 +137,23 @@ def test_only_nodes_no_controller(tmp_path):
         res = pool.run(_req(tmp_path, "nodes"), RunHooks())
     assert res.remote == {"local-a", "local-b"}
     assert res.host_outcome("local-a") == "ok" and res.host_outcome("local-b") == "failed"
+
+
+def test_the_lab_nodes_file_is_a_valid_nodes_file(tmp_path):
+    from patchbrain.lab.inventory import render_nodes
+
+    path = tmp_path / "nodes.yml"
+    path.write_text(
+        render_nodes(
+            [("h31", "10.213.1.41"), ("h32", "10.213.1.42")], key=tmp_path / "k", known_hosts=tmp_path / "kh"
+        )
+    )
+    cfg = nodes.load_config(path)
+    assert [(n.name, n.address, n.capacity) for n in cfg.nodes] == [
+        ("h31", "10.213.1.41", 10),
+        ("h32", "10.213.1.42", 10),
+    ]
+    assert (
+        cfg.target_key == (tmp_path / "k").resolve()
+        and cfg.nodes[0].known_hosts == (tmp_path / "kh").resolve()
+    )
