@@ -24,9 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "plan",
         help="plan the latest discovery's updates in ranked, windowed waves (or `plan show PLAN`)",
-        description="Waves: the first number is the canary size (count or %% of all hosts), widened to "
+        description="Waves: the first number is the canary size (count or % of all hosts), widened to "
         "cover every (OS release, package manager, package set) group; later numbers are cumulative shares "
-        "of the REMAINING hosts and must end at 100%%. `patchbrain plan show PLAN [--json]` prints a plan.",
+        "of the REMAINING hosts and must end at 100%. `patchbrain plan show PLAN [--json]` prints a plan.",
     )
     p.add_argument("action", nargs="?", choices=["show"], help="show: print the plan file PLAN")
     p.add_argument("file", nargs="?", type=Path, metavar="PLAN", help="the plan file (with `show`)")

@@ -6,12 +6,13 @@ import datetime as dt
 import functools
 import gzip
 import io
+import json
 import logging
 import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from patchbrain.errors import BadInput
 
@@ -82,6 +83,34 @@ class Ctx:
         where = f"record {self.record}" if self.record else None
         f = ": ".join(p for p in (where, field) if p) or None
         return FeedError(message, source=self.source, field=f)
+
+
+_T = TypeVar("_T")
+
+
+def read_json_file(path: Path, ctx: Ctx, max_bytes: int, what: str = "") -> Any:
+    """The parsed JSON of one (optionally gzipped) file of at most `max_bytes`; errors name the file."""
+    try:
+        with open_text(path) as fh:
+            text = fh.read(max_bytes + 1)
+    except READ_ERRORS as exc:
+        raise ctx.error(f"cannot read: {exc}") from exc
+    if len(text) > max_bytes:
+        raise ctx.error(f"larger than {max_bytes} bytes{what}")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ctx.error(f"not valid JSON: {exc}") from exc
+
+
+def iter_files(path: Path, pattern: str, load: Callable[[Path], list[_T]]) -> Iterator[_T]:
+    """What `load` gives for one file, or for every file matching `pattern` under a folder, sorted."""
+    path = Path(path)
+    if path.is_dir():
+        for file in sorted(path.rglob(pattern)):
+            yield from load(file)
+        return
+    yield from load(path)
 
 
 def get_map(obj: Mapping[str, Any], key: str, ctx: Ctx, *, required: bool = False) -> Mapping[str, Any]:

@@ -7,13 +7,11 @@ keeps both rather than merging them silently. A REJECTED record yields one rejec
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from patchbrain.feeds.common import (
-    READ_ERRORS,
     Ctx,
     as_map,
     check_cve_id,
@@ -22,8 +20,9 @@ from patchbrain.feeds.common import (
     get_list,
     get_map,
     get_str,
-    open_text,
+    iter_files,
     parse_time,
+    read_json_file,
 )
 from patchbrain.feeds.records import CveRecord, Provenance, Reference
 
@@ -43,29 +42,13 @@ class Cve5Claim:
 
 def iter_cve5(path: Path) -> Iterator[Cve5Claim]:
     """The claims of one CVE JSON 5 record file, or of every *.json file under a cvelistV5 folder."""
-    path = Path(path)
-    if path.is_dir():
-        for file in sorted(path.rglob("CVE-*.json")):
-            yield from load_cve5_file(file)
-        return
-    yield from load_cve5_file(path)
+    return iter_files(path, "CVE-*.json", load_cve5_file)
 
 
 def load_cve5_file(path: Path) -> list[Cve5Claim]:
     """The claims of one record file."""
     ctx = Ctx(str(path))
-    try:
-        with open_text(path) as fh:
-            text = fh.read(_MAX_BYTES + 1)
-    except READ_ERRORS as exc:
-        raise ctx.error(f"cannot read: {exc}") from exc
-    if len(text) > _MAX_BYTES:
-        raise ctx.error(f"larger than {_MAX_BYTES} bytes: not a single CVE record")
-    try:
-        doc = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ctx.error(f"not valid JSON: {exc}") from exc
-    return parse_cve5(doc, ctx)
+    return parse_cve5(read_json_file(path, ctx, _MAX_BYTES, ": not a single CVE record"), ctx)
 
 
 def parse_cve5(doc: Any, ctx: Ctx) -> list[Cve5Claim]:

@@ -249,7 +249,7 @@ class CveStore:
             (label or str(path.resolve()), digest, fmt, _iso(dt.datetime.now(dt.UTC))),
         )
         file_id = int(cur.lastrowid or 0)
-        count, version, feed_time = loader(self, tx, path, file_id, progress, keep)
+        count, version, feed_time = loader(_LoadJob(self, tx, path, file_id, progress, keep))
         tx.execute(
             "UPDATE feed_files SET records = ?, feed_version = ?, feed_time = ? WHERE id = ?",
             (count, version, _iso(feed_time), file_id),
@@ -461,12 +461,28 @@ class CveStore:
         return {"counts": counts, "newest_by_format": newest, "age_days": age_days, "files": files}
 
 
-# --- per-format loaders: (store, transaction, path, file_id, progress) -> (records, version, feed time)
+# --- per-format loaders: one file into the caller's transaction -> (records, version, feed time)
 
-_Loader = Callable[
-    [CveStore, sqlite3.Connection, Path, int, Callable[[int, int | None], None] | None, Keep | None],
-    tuple[int, str | None, dt.datetime | None],
-]
+_Loaded = tuple[int, str | None, dt.datetime | None]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _LoadJob:
+    """What every per-format loader gets: the store, its transaction, the file and its feed_files id."""
+
+    store: CveStore
+    tx: sqlite3.Connection
+    path: Path
+    file_id: int
+    progress: Callable[[int, int | None], None] | None
+    keep: Keep | None
+
+    def report(self, done: int, total: int | None) -> None:
+        if self.progress:
+            self.progress(done, total)
+
+
+_Loader = Callable[[_LoadJob], _Loaded]
 
 
 def _claim_row(rec: CveRecord, source: str, file_id: int, extra: dict[str, Any]) -> tuple[Any, ...]:
@@ -572,86 +588,57 @@ def _conflicts(cve_id: str, claims: list[Claim]) -> list[Conflict]:
 
 
 def _batched_claims(
-    store: CveStore,
-    tx: sqlite3.Connection,
-    items: Iterable[tuple[CveRecord, str, dict[str, Any]]],
-    file_id: int,
-    progress: Callable[[int, int | None], None] | None,
-    total: int | None,
-    keep: Keep | None = None,
+    job: _LoadJob, items: Iterable[tuple[CveRecord, str, dict[str, Any]]], total: int | None
 ) -> int:
     batch: list[tuple[Any, ...]] = []
     count = 0
     for rec, source, extra in items:
-        if keep is not None and not keep(rec.cve_id, source):
+        if job.keep is not None and not job.keep(rec.cve_id, source):
             continue
-        batch.append(_claim_row(rec, source, file_id, extra))
+        batch.append(_claim_row(rec, source, job.file_id, extra))
         count += 1
         if len(batch) >= _BATCH:
-            store._put_claims(tx, batch)
+            job.store._put_claims(job.tx, batch)
             batch.clear()
-            if progress:
-                progress(count, total)
-    store._put_claims(tx, batch)
-    if progress:
-        progress(count, total)
+            job.report(count, total)
+    job.store._put_claims(job.tx, batch)
+    job.report(count, total)
     return count
 
 
-def _load_nvd11(
-    store: CveStore,
-    tx: sqlite3.Connection,
-    path: Path,
-    file_id: int,
-    progress: Callable[[int, int | None], None] | None,
-    keep: Keep | None = None,
-) -> tuple[int, str | None, dt.datetime | None]:
+def _load_nvd11(job: _LoadJob) -> _Loaded:
     from patchbrain.feeds.nvd import iter_nvd11, read_nvd11_header
 
-    header = read_nvd11_header(path)
+    header = read_nvd11_header(job.path)
     empty: dict[str, Any] = {}
-    items = ((r, "nvd", empty) for r in iter_nvd11(path))
-    count = _batched_claims(store, tx, items, file_id, progress, header.count, keep)
+    items = ((r, "nvd", empty) for r in iter_nvd11(job.path))
+    count = _batched_claims(job, items, header.count)
     return count, "1.1", header.timestamp
 
 
-def _load_nvd20(
-    store: CveStore,
-    tx: sqlite3.Connection,
-    path: Path,
-    file_id: int,
-    progress: Callable[[int, int | None], None] | None,
-    keep: Keep | None = None,
-) -> tuple[int, str | None, dt.datetime | None]:
+def _load_nvd20(job: _LoadJob) -> _Loaded:
     from patchbrain.feeds.nvd import iter_nvd20
 
     newest: list[dt.datetime] = []
 
     def items() -> Iterator[tuple[CveRecord, str, dict[str, Any]]]:
-        for r in iter_nvd20(path):
+        for r in iter_nvd20(job.path):
             if r.last_modified:
                 newest[:] = [max([r.last_modified, *newest])]
             yield r, "nvd", {}
 
-    count = _batched_claims(store, tx, items(), file_id, progress, None, keep)
+    count = _batched_claims(job, items(), None)
     return count, "2.0", newest[0] if newest else None
 
 
-def _load_cve5(
-    store: CveStore,
-    tx: sqlite3.Connection,
-    path: Path,
-    file_id: int,
-    progress: Callable[[int, int | None], None] | None,
-    keep: Keep | None = None,
-) -> tuple[int, str | None, dt.datetime | None]:
+def _load_cve5(job: _LoadJob) -> _Loaded:
     from patchbrain.feeds.cve5 import iter_cve5
 
     newest: list[dt.datetime] = []
     version: list[str] = []
 
     def items() -> Iterator[tuple[CveRecord, str, dict[str, Any]]]:
-        for claim in iter_cve5(path):
+        for claim in iter_cve5(job.path):
             if claim.record.last_modified:
                 newest[:] = [max([claim.record.last_modified, *newest])]
             prov = claim.record.provenance.get("rejected")
@@ -664,7 +651,7 @@ def _load_cve5(
                 extra["kev_date_added"] = claim.kev_date_added
             yield claim.record, f"cve5/{claim.source}", extra
 
-    count = _batched_claims(store, tx, items(), file_id, progress, None, keep)
+    count = _batched_claims(job, items(), None)
     return count, (version[0] if version else "5"), newest[0] if newest else None
 
 
@@ -685,21 +672,17 @@ def _kev_row(e: KevEntry, file_id: int) -> tuple[Any, ...]:
     )
 
 
-def _load_kev(
-    store: CveStore,
-    tx: sqlite3.Connection,
-    path: Path,
-    file_id: int,
-    progress: Callable[[int, int | None], None] | None,
-    keep: Keep | None = None,
-) -> tuple[int, str | None, dt.datetime | None]:
+def _load_kev(job: _LoadJob) -> _Loaded:
     from patchbrain.feeds.kev import load_kev_catalog
 
-    cat = load_kev_catalog(path)
-    rows = [_kev_row(e, file_id) for e in cat.entries.values() if keep is None or keep(e.cve_id, "kev")]
-    tx.executemany("INSERT OR REPLACE INTO kev VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-    if progress:
-        progress(len(rows), len(rows))
+    cat = load_kev_catalog(job.path)
+    rows = [
+        _kev_row(e, job.file_id)
+        for e in cat.entries.values()
+        if job.keep is None or job.keep(e.cve_id, "kev")
+    ]
+    job.tx.executemany("INSERT OR REPLACE INTO kev VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    job.report(len(rows), len(rows))
     newest_added = max((e.date_added for e in cat.entries.values()), default=None)
     feed_time = cat.released or (
         dt.datetime.combine(newest_added, dt.time(), dt.UTC) if newest_added is not None else None
@@ -707,17 +690,10 @@ def _load_kev(
     return len(rows), cat.version, feed_time
 
 
-def _load_epss(
-    store: CveStore,
-    tx: sqlite3.Connection,
-    path: Path,
-    file_id: int,
-    progress: Callable[[int, int | None], None] | None,
-    keep: Keep | None = None,
-) -> tuple[int, str | None, dt.datetime | None]:
+def _load_epss(job: _LoadJob) -> _Loaded:
     from patchbrain.feeds.epss import iter_epss, read_epss_header
 
-    header = read_epss_header(path)
+    header = read_epss_header(job.path)
     date = _iso(header.score_date)
     sql = (
         "INSERT INTO epss VALUES (?,?,?,?,?,?) ON CONFLICT(cve_id) DO UPDATE SET epss=excluded.epss, "
@@ -727,40 +703,30 @@ def _load_epss(
     )
     batch: list[tuple[Any, ...]] = []
     count = 0
-    for s in iter_epss(path):
-        batch.append((s.cve_id, s.epss, s.percentile, header.model_version, date, file_id))
+    for s in iter_epss(job.path):
+        batch.append((s.cve_id, s.epss, s.percentile, header.model_version, date, job.file_id))
         count += 1
         if len(batch) >= _BATCH * 5:
-            tx.executemany(sql, batch)
+            job.tx.executemany(sql, batch)
             batch.clear()
-            if progress:
-                progress(count, None)
-    tx.executemany(sql, batch)
-    if progress:
-        progress(count, count)
+            job.report(count, None)
+    job.tx.executemany(sql, batch)
+    job.report(count, count)
     return count, header.model_version, header.score_date
 
 
-def _load_osv(
-    store: CveStore,
-    tx: sqlite3.Connection,
-    path: Path,
-    file_id: int,
-    progress: Callable[[int, int | None], None] | None,
-    keep: Keep | None = None,
-) -> tuple[int, str | None, dt.datetime | None]:
+def _load_osv(job: _LoadJob) -> _Loaded:
     from patchbrain.feeds.osv import iter_osv
 
     count = 0
     newest: dt.datetime | None = None
-    for adv in iter_osv(path):
-        _put_advisory(tx, adv, file_id)
+    for adv in iter_osv(job.path):
+        _put_advisory(job.tx, adv, job.file_id)
         count += 1
         newest = max(adv.modified, newest) if newest else adv.modified
-        if progress and count % 500 == 0:
-            progress(count, None)
-    if progress:
-        progress(count, count)
+        if count % 500 == 0:
+            job.report(count, None)
+    job.report(count, count)
     return count, "osv", newest
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,15 +11,15 @@ from typing import Any
 
 from patchbrain.feeds.common import (
     CVE_ID_RE,
-    READ_ERRORS,
     Ctx,
     as_map,
     cvss,
     get_list,
     get_map,
     get_str,
-    open_text,
+    iter_files,
     parse_time,
+    read_json_file,
 )
 
 FEED_OSV = "osv"
@@ -82,28 +81,13 @@ class OsvAdvisory:
 
 def iter_osv(path: Path) -> Iterator[OsvAdvisory]:
     """Advisories from one OSV JSON file (one record, or a JSON array of records) or a folder of them."""
-    path = Path(path)
-    if path.is_dir():
-        for file in sorted(path.rglob("*.json")):
-            yield from load_osv_file(file)
-        return
-    yield from load_osv_file(path)
+    return iter_files(path, "*.json", load_osv_file)
 
 
 def load_osv_file(path: Path) -> list[OsvAdvisory]:
     """The advisories of one file; raises `FeedError` naming the file and record."""
     ctx = Ctx(str(path))
-    try:
-        with open_text(path) as fh:
-            text = fh.read(_MAX_BYTES + 1)
-    except READ_ERRORS as exc:
-        raise ctx.error(f"cannot read: {exc}") from exc
-    if len(text) > _MAX_BYTES:
-        raise ctx.error(f"larger than {_MAX_BYTES} bytes")
-    try:
-        doc = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ctx.error(f"not valid JSON: {exc}") from exc
+    doc = read_json_file(path, ctx, _MAX_BYTES)
     docs = doc if isinstance(doc, list) else [doc]
     out = []
     for i, d in enumerate(docs):

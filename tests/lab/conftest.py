@@ -21,6 +21,7 @@ from patchbrain.lab import Lab
 
 LAB_HOSTS = 4
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # lab_helpers, as tests/unit does
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,13 @@ SSH, outside Ansible.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from lab_helpers import own_fleet
 
 pytestmark = [
     pytest.mark.lab,
@@ -24,31 +24,15 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
 
-INSTANCE = os.environ.get("PATCHBRAIN_TEST_EXEC_LAB") or "exec"
 FLAVORS = ("apt", "dnf", "zypper")
 CLI = [sys.executable, "-m", "patchbrain"]
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    from patchbrain.lab import Lab
-
-    home = tmp_path_factory.mktemp("pbhome")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PATCHBRAIN_HOME", str(home))
-    mp.setenv("PATCHBRAIN_LAB", INSTANCE)
-    mp.delenv("PATCHBRAIN_DB", raising=False)
-    lab = Lab(INSTANCE)
-    try:
-        lab.up(6, FLAVORS)
-        from patchbrain.keys import KeyStore, ensure_lab_keys
-
-        ensure_lab_keys(KeyStore())  # what `patchbrain lab up` does; the tests then sign explicitly
+    for lab in own_fleet(tmp_path_factory, "exec", 6, FLAVORS, lab_keys=True):
         lab.fresh = True
         yield lab
-    finally:
-        lab.down()
-        mp.undo()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Lab content on a real lab fleet: signed repositories, upgrades and downgrades through apt, dnf and zypper,
 tampered indexes refused, each sabotaged labdemo visibly weakening its host, SELinux shim, reboots.
 
-Runs its own lab instance (PATCHBRAIN_LAB=content) with three hosts: h01 apt, h02 dnf, h03 zypper.
+Runs its own lab instance (content-<pid>) with three hosts: h01 apt, h02 dnf, h03 zypper.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+import lab_helpers
 import pytest
+from lab_helpers import address as addr
+from lab_helpers import bridge, own_fleet, probe
 
 pytestmark = [
     pytest.mark.lab,
@@ -28,19 +31,7 @@ INSTANCE = "content"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from patchbrain.lab import Lab
-
-    home = tmp_path_factory.mktemp("pbhome")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PATCHBRAIN_HOME", str(home))
-    mp.setenv("PATCHBRAIN_LAB", INSTANCE)
-    lab = Lab(INSTANCE)
-    try:
-        lab.up(3, ("apt", "dnf", "zypper"))
-        yield lab
-    finally:
-        lab.down()
-        mp.undo()
+    yield from own_fleet(tmp_path_factory, INSTANCE, 3, ("apt", "dnf", "zypper"))
 
 
 @pytest.fixture(scope="module")
@@ -51,31 +42,7 @@ def content(lab):
 
 
 def sh(lab, host, *argv, check=True, timeout=180):
-    proc = lab.exec(host, list(argv), timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{host}: {argv} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def addr(lab, host):
-    return next(h.address for h in lab.hosts() if h.name == host)
-
-
-def bridge(lab):
-    from patchbrain.lab import names
-
-    return str(names.bridge_address(names.parse_subnet(lab._load().subnet)))
-
-
-def probe(address, port, timeout=2.0):
-    """'open' (connected), 'refused' (RST: nothing listens, firewall let it through) or 'filtered'."""
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return "open"
-    except ConnectionRefusedError:
-        return "refused"
-    except OSError:
-        return "filtered"
+    return lab_helpers.sh(lab, host, *argv, check=check, timeout=timeout)
 
 
 def installed(lab, host, mgr):

@@ -2,7 +2,7 @@
 classify. Every sabotaged variant must be `weakens` with the right reason, firewall ones confirmed by a real
 packet from the bridge; the benign update must give no weakening.
 
-Runs its own lab instance (PATCHBRAIN_LAB=posture): h01/h03 apt, h02/h04 dnf. Variants are installed in
+Runs its own lab instance (posture-<pid>): h01/h03 apt, h02/h04 dnf. Variants are installed in
 rounds, one variant per host, so each round costs two snapshots of the whole fleet.
 """
 
@@ -14,6 +14,7 @@ import socket
 import time
 
 import pytest
+from lab_helpers import address, bridge, own_fleet, probe, sh
 
 pytestmark = [
     pytest.mark.lab,
@@ -71,18 +72,7 @@ class Outcome:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from patchbrain.lab import Lab
-
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PATCHBRAIN_HOME", str(tmp_path_factory.mktemp("pbhome")))
-    mp.setenv("PATCHBRAIN_LAB", INSTANCE)
-    lab = Lab(INSTANCE)
-    try:
-        lab.up(len(HOSTS), ("apt", "dnf"))
-        yield lab
-    finally:
-        lab.down()
-        mp.undo()
+    yield from own_fleet(tmp_path_factory, INSTANCE, len(HOSTS), ("apt", "dnf"))
 
 
 @pytest.fixture(scope="module")
@@ -90,34 +80,6 @@ def content(lab):
     from patchbrain.lab.content import LabContent
 
     return LabContent(lab.dir)
-
-
-def sh(lab, host, *argv, check=True, timeout=240):
-    proc = lab.exec(host, list(argv), timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{host}: {argv} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def address(lab, host):
-    return next(h.address for h in lab.hosts() if h.name == host)
-
-
-def bridge(lab):
-    from patchbrain.lab import names
-
-    return str(names.bridge_address(names.parse_subnet(lab._load().subnet)))
-
-
-def probe(addr, port, timeout=2.0):
-    """A real TCP connection from the bridge: 'open', 'refused' (nothing listens) or 'filtered'."""
-    try:
-        with socket.create_connection((addr, port), timeout=timeout):
-            return "open"
-    except ConnectionRefusedError:
-        return "refused"
-    except OSError:
-        return "filtered"
 
 
 def probe_out(lab, host, port):

@@ -10,11 +10,11 @@ is left until it lands (the fake backend's sabotage path covers the screens mean
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 
 import pytest
+from lab_helpers import own_fleet
 
 pytestmark = [
     pytest.mark.lab,
@@ -22,28 +22,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
 
-INSTANCE = os.environ.get("PATCHBRAIN_TEST_TUI_LAB") or "tui"
-
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    from patchbrain.lab import Lab
-
-    home = tmp_path_factory.mktemp("pbhome")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PATCHBRAIN_HOME", str(home))
-    mp.setenv("PATCHBRAIN_LAB", INSTANCE)
-    mp.delenv("PATCHBRAIN_DB", raising=False)
-    lab = Lab(INSTANCE)
-    try:
-        lab.up(3, ("apt",))
-        from patchbrain.keys import KeyStore, ensure_lab_keys
-
-        ensure_lab_keys(KeyStore())  # what `patchbrain lab up` does: the lab's author and approver keys
-        yield lab
-    finally:
-        lab.down()
-        mp.undo()
+    yield from own_fleet(tmp_path_factory, "tui", 3, ("apt",), lab_keys=True)
 
 
 def test_benign_rollout_through_the_tui(fleet):

@@ -17,6 +17,22 @@ def test_help_lists_commands(capsys):
     assert "COMMAND" in capsys.readouterr().out
 
 
+def _subcommands() -> list[str]:
+    parser = cli.build_parser()
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(actions[0].choices)
+
+
+@pytest.mark.parametrize("command", _subcommands())
+def test_every_command_help_renders_without_literal_format_escapes(capsys, command):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage:" in out
+    assert "%%" not in out
+
+
 @pytest.mark.parametrize(
     ("error", "code"),
     [
