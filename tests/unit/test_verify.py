@@ -1,0 +1,195 @@
+"""The independent verifier: fixed command lines, strict host keys, and the per-host verdicts."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from patchbrain.errors import BadInput
+from patchbrain.models import Host
+from patchbrain.posture.snapshot import parse_document
+from patchbrain.verify import (
+    HostReading,
+    SshAccess,
+    access_from_inventory,
+    check_wave,
+    commands,
+    read_hosts,
+)
+from tests.unit.posture_helpers import fixture
+from tests.unit.verify_sshd import LocalSshd, keygen
+
+ROOT = Path(__file__).resolve().parents[2]
+DPKG_LINE = commands.versions_line("deb", ["labdemo", "openssl"])
+
+
+def test_probes_are_the_posture_roles_probes():
+    spec = yaml.safe_load((ROOT / "roles/posture/vars/main.yml").read_text())
+    role = [
+        (p["name"], tuple(p["argv"]))
+        for k in ("__posture_firewall_probes", "__posture_selinux_probes", "__posture_socket_probes")
+        for p in spec[k]
+    ]
+    assert sorted(role) == sorted(commands.PROBES)
+    assert sorted((f["name"], f["path"]) for f in spec["__posture_selinux_files"]) == sorted(commands.FILES)
+
+
+def test_command_lines_are_fixed_and_names_are_separate_quoted_arguments():
+    argv = shlex.split(DPKG_LINE)
+    assert argv[:4] == ["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
+    assert argv[4] == "/usr/bin/dpkg-query" and argv[-2:] == ["labdemo", "openssl"]
+    rpm = shlex.split(commands.versions_line("rpm", ["labdemo"]))
+    assert rpm[4:7] == ["/usr/bin/rpm", "-q", "--qf"] and rpm[-1] == "labdemo"
+    assert shlex.split(commands.probe_line("nft_ruleset"))[4:] == ["nft", "-j", "list", "ruleset"]
+
+
+@pytest.mark.parametrize(
+    "name", ["; touch /tmp/pwned", "$(id)", "labdemo openssl", "-oProxyCommand=id", "`id`", "a'b", ""]
+)
+def test_hostile_package_names_never_reach_a_command_line(name):
+    with pytest.raises(BadInput, match="package name"):
+        commands.versions_line("deb", ["labdemo", name])
+    with pytest.raises(BadInput):
+        read_hosts([Host("h1", "127.0.0.1")], [name], known_hosts=Path(__file__))
+
+
+def _answers() -> dict[str, tuple[int, str, str]]:
+    base = {
+        DPKG_LINE: (1, "labdemo\t1.1\tii \n", "dpkg-query: no packages found matching openssl\n"),
+        commands.probe_line("nft_ruleset"): (0, fixture("nft/lab_base.json"), ""),
+        commands.probe_line("getenforce"): (0, "Permissive\n", ""),
+        commands.probe_line("selinux_config"): (0, fixture("selinux/config_enforcing.txt"), ""),
+    }
+    return base
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    server = LocalSshd(tmp_path, _answers())
+    yield server
+    server.close()
+
+
+def _access(sshd: LocalSshd, known: Path) -> dict[str, SshAccess]:
+    return {"h1": SshAccess("127.0.0.1", port=sshd.port, key_file=sshd.client_key_file, known_hosts=known)}
+
+
+def test_reads_versions_ruleset_and_selinux_mode_with_only_fixed_commands(sshd, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text(sshd.known_hosts_line())
+    readings = read_hosts(
+        [Host("h1", "127.0.0.1", pkg_mgr="apt")], ["labdemo", "openssl"], access=_access(sshd, known)
+    )
+    r = readings["h1"]
+    assert r.reachable, r.error
+    assert r.versions == {"labdemo": "1.1", "openssl": None}
+    assert r.selinux_mode == "permissive" and r.selinux_config_mode == "enforcing"
+    assert r.ruleset == fixture("nft/lab_base.json").rstrip("\n")
+    assert r.host_key.startswith("ssh-ed25519 SHA256:")
+    # the document parses like the posture role's own; tools the server lacks are recorded as missing
+    snap = parse_document(dict(r.posture), host="h1")
+    assert snap.selinux is not None and snap.selinux.runtime_mode == "permissive"
+    assert r.posture["probes"]["ufw_status"]["missing"] is True
+    expected = {DPKG_LINE, *(commands.probe_line(n) for n, _ in commands.PROBES + commands.FILES)}
+    assert set(sshd.commands) == expected and len(sshd.commands) == len(expected)
+
+
+def test_an_unknown_host_key_is_refused_before_any_command(sshd, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    r = read_hosts([Host("h1", "127.0.0.1")], ["labdemo"], access=_access(sshd, known))["h1"]
+    assert not r.reachable and "not found in known_hosts" in r.error
+    assert r.versions == {} and r.posture == {}
+    assert sshd.commands == []
+
+
+def test_a_changed_host_key_is_refused(sshd, tmp_path):
+    import paramiko
+
+    other = paramiko.Ed25519Key.from_private_key_file(keygen(tmp_path / "other"))
+    known = tmp_path / "known_hosts"
+    known.write_text(sshd.known_hosts_line(other))
+    r = read_hosts([Host("h1", "127.0.0.1")], ["labdemo"], access=_access(sshd, known))["h1"]
+    assert not r.reachable and "does not match" in r.error
+    assert sshd.commands == []
+
+
+def test_missing_known_hosts_file_is_bad_input(tmp_path):
+    with pytest.raises(BadInput, match="known_hosts"):
+        read_hosts([Host("h1", "127.0.0.1")], ["labdemo"], known_hosts=tmp_path / "nope")
+
+
+def test_unreachable_host_is_reported_not_raised(tmp_path):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    acc = {"h1": SshAccess("127.0.0.1", port=port, known_hosts=known)}
+    r = read_hosts([Host("h1", "127.0.0.1")], ["labdemo"], access=acc, timeout=5)["h1"]
+    assert not r.reachable and r.error
+
+
+def _reading(host: str, family: str = "deb", **versions: str | None) -> HostReading:
+    return HostReading(host, True, family=family, versions=versions)  # type: ignore[arg-type]
+
+
+def test_check_wave_verdicts():
+    readings = {
+        "ok": _reading("ok", labdemo="1.1"),
+        "liar": _reading("liar", labdemo="1.0"),
+        "honest_fail": _reading("honest_fail", labdemo="1.0"),
+        "rpm": _reading("rpm", "rpm", labdemo="1.1-1"),
+        "epoch": _reading("epoch", "rpm", labdemo="1:1.1-1"),
+        "gone": HostReading("gone", False, error="timed out"),
+    }
+    expected = {h: {"labdemo": "1.1"} for h in ("ok", "liar", "honest_fail", "gone", "missing")}
+    expected |= {"rpm": {"labdemo": "1.1-1"}, "epoch": {"labdemo": "1.1-1"}}
+    reported = {
+        "ok": {"labdemo": "1.1"},
+        "liar": {"labdemo": "1.1"},
+        "honest_fail": {"labdemo": "1.0"},
+        "rpm": {"labdemo": "1.1-1"},
+        "epoch": {"labdemo": "1.1-1"},
+    }
+    report = check_wave(readings, expected, reported)
+    v = report.hosts
+    assert v["ok"].verdict == "ok" and v["rpm"].verdict == "ok"
+    assert v["liar"].verdict == "disagrees" and v["liar"].lied
+    assert "Ansible reported 1.1, the host has 1.0" in v["liar"].describe()
+    assert v["honest_fail"].verdict == "disagrees" and not v["honest_fail"].lied
+    assert "the plan expects 1.1, the host has 1.0" in v["honest_fail"].describe()
+    assert v["epoch"].verdict == "disagrees" and v["epoch"].lied  # epoch 1 is not epoch 0
+    assert v["gone"].verdict == "unreachable" and "timed out" in v["gone"].describe()
+    assert v["missing"].verdict == "unreachable"
+    assert report.lying() == ("epoch", "liar")
+    assert report.in_verdict("unreachable") == ("gone", "missing")
+    assert not report.ok
+    assert report.as_dict()["liar"]["lied"] is True
+
+
+def test_not_installed_disagrees_with_a_plan():
+    report = check_wave({"h": _reading("h", labdemo=None)}, {"h": {"labdemo": "1.1"}}, {})
+    assert report.hosts["h"].verdict == "disagrees"
+    assert "the host has nothing" in report.hosts["h"].describe()
+
+
+def test_access_from_a_lab_style_inventory(tmp_path):
+    from patchbrain.lab.inventory import render
+
+    key, known = tmp_path / "id_ed25519", tmp_path / "known_hosts"
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(
+        render(
+            instance="x", hosts=[("h01", 1, "10.1.2.3"), ("h02", 2, "10.1.2.4")], key=key, known_hosts=known
+        )
+    )
+    access = access_from_inventory(inv)
+    assert access["h01"] == SshAccess("10.1.2.3", 22, "root", key.resolve(), known.resolve())
+    assert access["h02"].address == "10.1.2.4"
