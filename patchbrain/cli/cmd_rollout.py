@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import signal
 import threading
@@ -22,6 +23,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_json(p)
     p.add_argument("--forks", type=int, default=10, help="parallel hosts (default 10)")
     p.add_argument("--timeout", type=int, default=None, metavar="S", help="cancel a run after S seconds")
+    p.add_argument(
+        "--nodes",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="slice each run over the execution nodes of FILE (docs/nodes.md; the lab writes nodes.yml)",
+    )
     p.set_defaults(func=_rollout)
 
 
@@ -67,11 +75,22 @@ def _rollout(args: argparse.Namespace) -> int:
     if missing:
         raise BadInput(f"hosts not in the inventory {inventory}: {', '.join(missing)}", source=str(args.plan))
 
+    options = RolloutOptions(forks=args.forks, timeout_s=args.timeout)
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     progress = Progress(enabled=None if not args.json else False)
     try:
-        with progress.session("rollout", waves=len(plan.waves), hosts=len(plan.hosts)):
+        with (
+            contextlib.ExitStack() as stack,
+            progress.session("rollout", waves=len(plan.waves), hosts=len(plan.hosts)),
+        ):
+            if args.nodes is not None:
+                from patchbrain.executor.nodes import NodePool, controller_reader, load_config
+
+                pool = stack.enter_context(NodePool(load_config(args.nodes)))
+                options = dataclasses.replace(
+                    options, run=pool.run, read_installed=controller_reader(inventory)
+                )
             result = rollout(
                 plan,
                 inventory=inventory,
@@ -80,7 +99,7 @@ def _rollout(args: argparse.Namespace) -> int:
                     on_wave_state=progress.wave_state,
                     cancel=cancel.is_set,
                 ),
-                options=RolloutOptions(forks=args.forks, timeout_s=args.timeout),
+                options=options,
                 plan_file=args.plan,
             )
     finally:

@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -251,9 +251,21 @@ def plan_slices(hosts: Sequence[str], cfg: NodeConfig, forks: int) -> list[Slice
 
 
 class SshAgent:
-    """A private ssh-agent holding the target key for one rollout; killed (by its pid) on close."""
+    """A private ssh-agent holding the target key for one slice; killed (by its pid) on close.
 
-    def __init__(self, key: Path, lifetime_s: int = 86400) -> None:
+    `destinations` are ssh-add destination constraints (`node`, `node>target`, ...; OpenSSH 8.9+): the
+    agent then lets the key sign only for those hops, checked against the host keys in `known_hosts`, so
+    a node can use the forwarded key for the hosts of its slice and for nothing else.
+    """
+
+    def __init__(
+        self,
+        key: Path,
+        lifetime_s: int = 86400,
+        *,
+        destinations: Sequence[str] = (),
+        known_hosts: Sequence[Path] = (),
+    ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="pb-agent-"))
         self.socket = self.dir / "agent.sock"
         self.proc = subprocess.Popen(
@@ -268,8 +280,13 @@ class SshAgent:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise EnvironmentProblem("ssh-agent did not start")
                 time.sleep(0.05)
+            argv = ["ssh-add", "-q", "-t", str(lifetime_s)]
+            for path in known_hosts:
+                argv += ["-H", str(path)]
+            for dest in destinations:
+                argv += ["-h", dest]
             added = subprocess.run(
-                ["ssh-add", "-q", "-t", str(lifetime_s), str(key)],
+                [*argv, str(key)],
                 env={**os.environ, "SSH_AUTH_SOCK": str(self.socket)},
                 capture_output=True,
                 text=True,
@@ -301,24 +318,45 @@ class NodePool:
         rollout(plan, inventory=inv, options=RolloutOptions(run=pool.run, read_installed=...))
     """
 
-    def __init__(self, cfg: NodeConfig, *, agent_lifetime_s: int = 86400) -> None:
+    def __init__(self, cfg: NodeConfig, *, agent_lifetime_s: int = 21600) -> None:
         self.cfg = cfg
         self._lifetime = agent_lifetime_s
-        self.agent: SshAgent | None = None
+        self._agents: set[SshAgent] = set()
         self._lock = threading.Lock()
 
     def __enter__(self) -> NodePool:
-        if self.cfg.target_key is not None and self.cfg.nodes:
-            self.agent = SshAgent(self.cfg.target_key, self._lifetime)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
-        if self.agent is not None:
-            self.agent.close()
-            self.agent = None
+        """Stop any agent still running (normally each slice's agent stops when the slice ends)."""
+        with self._lock:
+            agents, self._agents = self._agents, set()
+        for agent in agents:
+            agent.close()
+
+    def _agent_for(self, node: Node, req: RunRequest) -> SshAgent | None:
+        """The slice's own agent: the target key, usable only from `node` to the slice's hosts."""
+        if self.cfg.target_key is None:
+            return None
+        from patchbrain.inventory import load_hosts
+
+        addresses = {h.name: h.address for h in load_hosts(req.inventory)}
+        hops = [node.address] + [f"{node.address}>{addresses[h]}" for h in req.limit if h in addresses]
+        files = [self.cfg.target_known_hosts] + ([node.known_hosts] if node.known_hosts else [])
+        lifetime = min(self._lifetime, req.timeout_s + 600) if req.timeout_s else self._lifetime
+        agent = SshAgent(self.cfg.target_key, lifetime, destinations=hops, known_hosts=files)
+        with self._lock:
+            self._agents.add(agent)
+        return agent
+
+    def _drop_agent(self, agent: SshAgent | None) -> None:
+        if agent is not None:
+            with self._lock:
+                self._agents.discard(agent)
+            agent.close()
 
     def run(self, req: RunRequest, hooks: RunHooks) -> runner.RunResult:
         """Run `req` sliced by capacity; one merged result (the local-only case is a plain local run)."""
@@ -349,7 +387,7 @@ class NodePool:
 
     # -- one remote slice ------------------------------------------------------------------------------
 
-    def ssh_argv(self, node: Node, remote: str) -> list[str]:
+    def ssh_argv(self, node: Node, remote: str, *, forward: bool = False) -> list[str]:
         """`ssh` to the node: strict host-key checking, keepalives, agent forwarding when an agent runs."""
         argv = ["ssh", "-F", "none", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
         if node.known_hosts is not None:
@@ -357,69 +395,34 @@ class NodePool:
         if node.identity is not None:
             argv += ["-o", "IdentitiesOnly=yes", "-i", str(node.identity)]
         argv += ["-o", "ConnectTimeout=30", "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=6"]
-        argv += ["-o", "LogLevel=ERROR", "-A" if self.agent is not None else "-a"]
+        argv += ["-o", "LogLevel=ERROR", "-A" if forward else "-a"]
         argv += ["-p", str(node.port), f"{node.user}@{node.address}", "--", remote]
         return argv
 
-    def _env(self) -> dict[str, str]:
+    @staticmethod
+    def _env(agent: SshAgent | None) -> dict[str, str]:
         env = dict(os.environ)
-        if self.agent is not None:
-            env["SSH_AUTH_SOCK"] = str(self.agent.socket)
+        if agent is not None:
+            env["SSH_AUTH_SOCK"] = str(agent.socket)
         return env
 
     def run_remote(self, node: Node, req: RunRequest, hooks: RunHooks) -> runner.RunResult:
         """One slice on `node`: transmit | ssh node ansible-runner worker | process; never raises for a
         broken node (its hosts come back `unknown`)."""
-        import ansible_runner
-
         folder = runner.run_dir(req)
         remote_dir = f"{node.workdir}/{req.ident}"
         kwargs = stream_kwargs(req, hooks, remote_dir, node, self.cfg.target_known_hosts)
-        private = Path(kwargs["private_data_dir"])
         handlers = {k: kwargs.pop(k) for k in ("event_handler", "status_handler", "cancel_callback")}
         remote = shlex.join(["sh", "-c", _REMOTE_SCRIPT, "sh", remote_dir, node.ansible_runner])
         started = time.time()
         record: dict[str, Any] = {"node": node.name, "address": node.address, "hosts": list(req.limit)}
         stderr_path = folder / "node-ssh.stderr"
-        with open(stderr_path, "wb") as err:
-            proc = subprocess.Popen(
-                self.ssh_argv(node, remote),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                env=self._env(),
-                start_new_session=True,
-            )
-            assert proc.stdin is not None and proc.stdout is not None
-            stop = threading.Event()
-            watcher = threading.Thread(
-                target=self._watch_cancel, args=(node, remote_dir, handlers["cancel_callback"], proc, stop)
-            )
-            watcher.start()
-            try:
-                _transmit(ansible_runner, kwargs, proc.stdin)
-                processor = ansible_runner.interface.run(
-                    streamer="process",
-                    _input=proc.stdout,
-                    private_data_dir=str(private),
-                    artifact_dir=str(folder),
-                    ident=req.ident,
-                    settings=kwargs.get("settings"),
-                    quiet=True,
-                    event_handler=handlers["event_handler"],
-                    status_handler=handlers["status_handler"],
-                )
-                record["stream_status"] = processor.status
-            finally:
-                stop.set()
-                watcher.join()
-                with contextlib.suppress(OSError):
-                    proc.stdout.close()
-                try:
-                    record["ssh_rc"] = proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    _kill_group(proc)
-                    record["ssh_rc"] = proc.wait()
+        agent = self._agent_for(node, req)
+        try:
+            with open(stderr_path, "wb") as err:
+                self._stream(node, agent, remote, remote_dir, kwargs, handlers, folder, err, record)
+        finally:
+            self._drop_agent(agent)  # the key leaves the agent (and the node's reach) with the slice
         record["seconds"] = round(time.time() - started, 3)
         result = runner.read_result(folder)
         if "processed" not in result.stats:  # no playbook stats: the node never finished the play
@@ -437,6 +440,60 @@ class NodePool:
             result = dataclasses.replace(result, unknown=frozenset(req.limit))
         (folder / "node.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
         return dataclasses.replace(result, remote=frozenset(req.limit))
+
+    def _stream(
+        self,
+        node: Node,
+        agent: SshAgent | None,
+        remote: str,
+        remote_dir: str,
+        kwargs: dict[str, Any],
+        handlers: dict[str, Any],
+        folder: Path,
+        err: IO[bytes],
+        record: dict[str, Any],
+    ) -> None:
+        """transmit -> ssh -> process for one slice; records the stream's status and ssh's exit code."""
+        import ansible_runner
+
+        proc = subprocess.Popen(
+            self.ssh_argv(node, remote, forward=agent is not None),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=self._env(agent),
+            start_new_session=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        stop = threading.Event()
+        watcher = threading.Thread(
+            target=self._watch_cancel, args=(node, remote_dir, handlers["cancel_callback"], proc, stop)
+        )
+        watcher.start()
+        try:
+            _transmit(ansible_runner, kwargs, proc.stdin)
+            processor = ansible_runner.interface.run(
+                streamer="process",
+                _input=proc.stdout,
+                private_data_dir=kwargs["private_data_dir"],
+                artifact_dir=str(folder),
+                ident=kwargs["ident"],
+                settings=kwargs.get("settings"),
+                quiet=True,
+                event_handler=handlers["event_handler"],
+                status_handler=handlers["status_handler"],
+            )
+            record["stream_status"] = processor.status
+        finally:
+            stop.set()
+            watcher.join()
+            with contextlib.suppress(OSError):
+                proc.stdout.close()
+            try:
+                record["ssh_rc"] = proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                record["ssh_rc"] = proc.wait()
 
     def _watch_cancel(
         self,
@@ -457,7 +514,7 @@ class NodePool:
                     self.ssh_argv(node, shlex.join(["sh", "-c", _CANCEL_SCRIPT, "sh", remote_dir])),
                     stdin=subprocess.DEVNULL,
                     capture_output=True,
-                    env=self._env(),
+                    env=self._env(None),
                     timeout=60,
                     check=False,
                 )
@@ -543,6 +600,36 @@ def stream_kwargs(
     return kwargs
 
 
+def controller_reader(
+    inventory: Path, *, timeout: float = 60.0, workers: int = 8
+) -> Callable[[Mapping[str, Mapping[str, str]]], Mapping[str, Mapping[str, str] | None]]:
+    """`RolloutOptions.read_installed` through the independent verifier (`patchbrain.verify`): the
+    controller's own paramiko sessions, strict host keys from the inventory, fixed read-only commands.
+    A host it cannot read comes back None (it stays unknown, or counts as a mismatch)."""
+
+    def read(wanted: Mapping[str, Mapping[str, str]]) -> Mapping[str, Mapping[str, str] | None]:
+        from patchbrain.inventory import load_hosts
+        from patchbrain.verify import access_from_inventory, read_hosts
+
+        hosts = [h for h in load_hosts(inventory) if h.name in wanted]
+        readings = read_hosts(
+            hosts,
+            {h: sorted(p) for h, p in wanted.items()},
+            access=access_from_inventory(inventory),
+            timeout=timeout,
+            workers=workers,
+        )
+        out: dict[str, Mapping[str, str] | None] = dict.fromkeys(wanted)
+        for host, r in readings.items():
+            if r.reachable:
+                out[host] = {name: v for name, v in r.versions.items() if v is not None}
+            else:
+                log.warning("the controller could not read %s: %s", host, r.error)
+        return out
+
+    return read
+
+
 @contextlib.contextmanager
 def node_pool(cfg: NodeConfig) -> Iterator[NodePool]:
     """`NodePool(cfg)` as a context manager (the agent lives exactly as long as the block)."""
@@ -577,6 +664,7 @@ __all__ = [
     "NodeConfig",
     "NodePool",
     "Slice",
+    "controller_reader",
     "load_config",
     "node_pool",
     "plan_slices",

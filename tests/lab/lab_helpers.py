@@ -12,11 +12,18 @@ import pytest
 
 
 def own_fleet(
-    tmp_path_factory: Any, prefix: str, count: int, flavors: Sequence[str], *, lab_keys: bool = False
+    tmp_path_factory: Any,
+    prefix: str,
+    count: int,
+    flavors: Sequence[str],
+    *,
+    lab_keys: bool = False,
+    nodes: int = 0,
 ) -> Iterator[Any]:
     """Bring up a lab of its own (`<prefix>-<pid>`, so concurrent sessions never collide) with a private
     PATCHBRAIN_HOME, yield it, tear it down (for module-scoped fixtures). `lab_keys` creates the lab's
-    author and approver keys, as `patchbrain lab up` does; tests then sign and approve explicitly."""
+    author and approver keys, as `patchbrain lab up` does; tests then sign and approve explicitly.
+    `nodes` more hosts are execution nodes (`lab up N --nodes K`)."""
     from patchbrain.lab import Lab
 
     instance = f"{prefix}-{os.getpid()}"
@@ -26,7 +33,7 @@ def own_fleet(
     mp.delenv("PATCHBRAIN_DB", raising=False)
     lab = Lab(instance)
     try:
-        lab.up(count, tuple(flavors))
+        lab.up(count, tuple(flavors), nodes=nodes)
         if lab_keys:
             from patchbrain.keys import KeyStore, ensure_lab_keys
 
