@@ -145,7 +145,7 @@ def test_a_node_killed_mid_slice_leaves_unknown_hosts_that_are_re_read(fleet, tm
     def on_event(event):
         # once the install is done on every host of the victim's slice, kill the node: it never sends
         # the play's end, the postflight or the stats
-        if isinstance(event, TaskOk | TaskChanged) and event.task.startswith("Install the named versions"):
+        if isinstance(event, TaskOk | TaskChanged) and event.task == "Install the named versions with apt":
             installed_on.add(event.host)
             if set(lost) <= installed_on and not killed.is_set():
                 killed.set()
@@ -227,3 +227,40 @@ def test_a_node_that_claims_hosts_it_did_not_patch_is_caught(fleet, tmp_path):
     for host in plan.waves[1]:
         assert installed(fleet, host) == "1.0"  # later waves never started
     fleet.reset(liar)
+
+
+def test_a_sabotaged_update_is_still_halted_at_the_canary_through_a_node(fleet, tmp_path):
+    """The pre-scan gate sees what the canary's node collected; nothing is installed anywhere.
+
+    Runs last: it publishes a sabotaged build above everything else in the module's repository."""
+    from patchbrain.executor.rollout import Halt, WaveHooks, rollout
+    from patchbrain.lab.content import LabContent
+
+    hosts = targets(6)
+    fleet.reset(*hosts)
+    version, _ = LabContent(fleet.dir).publish_variant("accept-all")
+    path, plan = make_plan(tmp_path, "1,100%", hosts)
+    assert {p.version for h in plan.hosts.values() for p in h.packages} == {version}
+    pool, opts = node_options(fleet, forks=3)
+    canary_slices = slices_of(pool, plan.waves[0], 3)
+    assert set(canary_slices) <= {"h31", "h32"}  # the canary is a node's slice
+    seen = {}
+
+    def gate(ctx, findings):
+        seen.update(findings)
+        hits = [h for h, fs in findings.items() if any(f.category == "firewall" for f in fs)]
+        return Halt("prescan", "maintainer script touches the firewall", tuple(hits)) if hits else None
+
+    with pool:
+        result = rollout(
+            plan,
+            inventory=fleet.inventory_path(),
+            plan_file=path,
+            options=opts,
+            hooks=WaveHooks(prescan_gate=gate),
+        )
+    assert result.state == "halted" and result.halt.kind == "prescan" and len(result.waves) == 1
+    assert set(result.halt.hosts) == set(plan.waves[0])
+    assert all(any(f.category == "firewall" and "nft" in f.text for f in seen[h]) for h in plan.waves[0])
+    for host in hosts:
+        assert installed(fleet, host) == "1.0"
