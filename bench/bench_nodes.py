@@ -2,7 +2,8 @@
 
 On N lab hosts (default 30, all apt, labdemo 1.0 installed and 1.1 pending) and 2 execution nodes (lab
 hosts with ansible-runner in their image), in one process:
-  local   `patchbrain.executor.rollout` of a one-wave plan, every run on the controller (forks F);
+  local   `patchbrain.executor.rollout` of a plan (a 1-host canary, then the rest), every run on the
+          controller (forks F);
   nodes   the same plan again (hosts reset first), each run sliced by capacity over the controller and
           the two nodes (transmit | ssh | ansible-runner worker | process), hosts re-read by the
           controller's independent verifier afterwards.
@@ -163,7 +164,7 @@ def main() -> int:
                     pending,
                     inventory=str(inventory),
                     hosts=load_hosts(inventory),
-                    spec="100%",
+                    spec="1,100%",  # canary, then the rest
                     author=signer.public.fingerprint,
                     author_name=signer.name,
                 )
