@@ -70,16 +70,28 @@ def _rss_kib(pids: list[int]) -> int:
     return total
 
 
+def _netns(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return ""
+
+
 def _descendants(root: int) -> list[int]:
+    """The controller's process tree, without the lab hosts (this process started them: they are its
+    descendants, but they live in network namespaces of their own)."""
     kids: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             f = _stat(int(entry.name))
             if f:
                 kids.setdefault(int(f[1]), []).append(int(entry.name))
+    ours = _netns(root)
     out, todo = [], [root]
     while todo:
         pid = todo.pop()
+        if _netns(pid) != ours:
+            continue
         out.append(pid)
         todo += kids.get(pid, [])
     return out
