@@ -80,6 +80,7 @@ HOST_STATES = (
     "restored",
     "not_restored",
     "verifying",
+    "unknown",
 )
 # Terminal results of a wave may be rolled back (the safety loop, issue 7). A resumed rollout
 # (executor/resume.py) re-reads a touched host of the interrupted wave over the second channel
@@ -89,8 +90,20 @@ _ROLLBACKABLE = ("patched", "unchanged", "failed", "mismatch", "canceled")
 ALLOWED: dict[str, frozenset[str]] = {
     "pending": frozenset({"running", "skipped"}),
     "running": frozenset(
-        {"patched", "unchanged", "failed", "unreachable", "mismatch", "skipped", "canceled", "verifying"}
+        {
+            "patched",
+            "unchanged",
+            "failed",
+            "unreachable",
+            "mismatch",
+            "skipped",
+            "canceled",
+            "verifying",
+            "unknown",
+        }
     ),
+    # The execution node running the host died: the controller re-reads the host, then records what it saw.
+    "unknown": frozenset({"patched", "unchanged", "failed", "mismatch", "verifying"}),
     **{s: frozenset({"rolling_back", "verifying"}) for s in _ROLLBACKABLE},
     # The safety loop's second opinion: a host Ansible called patched or unchanged may be found failed
     # (health check), mismatched (the verifier read other versions) or unreachable by the verifier.

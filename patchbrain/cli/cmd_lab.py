@@ -25,6 +25,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = lab.add_parser("up", help="start hosts h01..hN (idempotent: keeps running hosts)")
     up.add_argument("n", type=int, metavar="N", help="number of hosts, 1..64")
     up.add_argument(
+        "--nodes",
+        type=int,
+        default=0,
+        metavar="K",
+        help="K more hosts after them are execution nodes (listed in nodes.yml, not in the inventory)",
+    )
+    up.add_argument(
         "--flavors",
         default="apt",
         metavar="LIST",
@@ -70,7 +77,7 @@ def _up(args: argparse.Namespace) -> int:
     from patchbrain.lab import Lab
     from patchbrain.lab.content import parse_flavors
 
-    hosts = Lab().up(args.n, parse_flavors(args.flavors))
+    hosts = Lab().up(args.n, parse_flavors(args.flavors), nodes=args.nodes)
     _ensure_lab_keys()
     if args.json:
         print_json(hosts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import signal
 import threading
@@ -51,6 +52,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--policy", type=Path, metavar="FILE", help="posture policy file (allow-lists, unknown)")
     g.add_argument("--signals-file", type=Path, metavar="FILE", help="JSON file of external failure signals")
     g.add_argument("--signals-socket", type=Path, metavar="PATH", help="Unix socket taking failure signals")
+    p.add_argument(
+        "--nodes",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="slice each run over the execution nodes of FILE (docs/nodes.md; the lab writes nodes.yml)",
+    )
     p.set_defaults(func=_rollout)
 
 
@@ -117,11 +125,22 @@ def _rollout(args: argparse.Namespace) -> int:
         signals_file=args.signals_file,
         signals_socket=args.signals_socket,
     )
+    options = RolloutOptions(forks=args.forks, timeout_s=args.timeout, lock_timeout_s=args.lock_timeout)
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     progress = Progress(enabled=None if not args.json else False)
     try:
-        with progress.session("rollout", waves=len(plan.waves), hosts=len(plan.hosts)):
+        with (
+            contextlib.ExitStack() as stack,
+            progress.session("rollout", waves=len(plan.waves), hosts=len(plan.hosts)),
+        ):
+            if args.nodes is not None:
+                from patchbrain.executor.nodes import NodePool, controller_reader, load_config
+
+                pool = stack.enter_context(NodePool(load_config(args.nodes)))
+                options = dataclasses.replace(
+                    options, run=pool.run, read_installed=controller_reader(inventory)
+                )
             result = rollout(
                 plan,
                 inventory=inventory,
@@ -130,9 +149,7 @@ def _rollout(args: argparse.Namespace) -> int:
                     on_wave_state=progress.wave_state,
                     cancel=cancel.is_set,
                 ),
-                options=RolloutOptions(
-                    forks=args.forks, timeout_s=args.timeout, lock_timeout_s=args.lock_timeout
-                ),
+                options=options,
                 plan_file=args.plan,
                 resume=args.resume,
                 safety=safety,

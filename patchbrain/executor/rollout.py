@@ -141,9 +141,19 @@ class WaveHooks:
     wave_summary: Callable[[int], Mapping[str, Any]] | None = None
 
 
+# {host: {package: planned version}} -> {host: {package: installed version}, or None when unreadable}
+ReadInstalled = Callable[[Mapping[str, Mapping[str, str]]], Mapping[str, Mapping[str, str] | None]]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class RolloutOptions:
-    """How to run: forks, timeouts, the failure rule, where artifacts go."""
+    """How to run: forks, timeouts, the failure rule, where artifacts go.
+
+    `run` replaces `runner.run` for every playbook run (executor/nodes.py slices a run over execution
+    nodes). `read_installed` is the controller's own read-only channel: hosts an execution node reported
+    on (`RunResult.remote`) or lost (`RunResult.unknown`) are judged from what it reads, never from the
+    node's report alone.
+    """
 
     forks: int = 10
     timeout_s: int | None = None
@@ -151,6 +161,8 @@ class RolloutOptions:
     halt_on_failure: bool = True
     artifacts_root: Path | None = None
     lock_timeout_s: int = 60  # longest wait for another package manager's lock on a host
+    run: runner.RunFunction | None = None
+    read_installed: ReadInstalled | None = None
 
 
 def _audit(store: Store, action: str, subject: str, payload: dict[str, Any]) -> None:
@@ -221,6 +233,50 @@ def host_result(planned: PlannedHost, doc: Any) -> HostResult:
     )
 
 
+def verified_result(
+    planned: PlannedHost, installed: Mapping[str, str] | None, reported: HostResult | None
+) -> HostResult:
+    """Judge a host from what the controller read (`installed`), not from an execution node's report.
+
+    With a `reported` result (the node's), the host keeps its reported state only if the controller's
+    reading agrees with it package by package; otherwise it is a mismatch naming both. Without a reading
+    it is a mismatch too: a node's word alone never counts.
+    """
+    requested = {p.name: p.version for p in planned.packages}
+    before = dict(reported.before) if reported is not None else {}
+    if installed is None:
+        return HostResult(
+            planned.host,
+            "mismatch",
+            requested,
+            before,
+            {},
+            None,
+            "the controller could not re-read this host after its execution node reported on it",
+        )
+    after = {n: installed[n] for n in requested if n in installed}
+    ordering = "dpkg" if pkgspec.family_of(planned.pkg_mgr) == "deb" else "rpm"
+    at_plan = all(n in after and compare(ordering, after[n], v) == 0 for n, v in requested.items())
+    read = ", ".join(f"{n} {after.get(n, 'nothing')}" for n in requested)
+    if reported is not None:
+        said_after = {n: reported.after[n] for n in requested if n in reported.after}
+        if said_after != after or (reported.state in ("patched", "unchanged")) != at_plan:
+            said = ", ".join(f"{n} {reported.after.get(n, 'nothing')}" for n in requested)
+            return HostResult(
+                planned.host,
+                "mismatch",
+                requested,
+                before,
+                after,
+                reported.reboot_required,
+                f"the execution node reported {said} ({reported.state}); the controller read {read}",
+            )
+        return reported
+    if at_plan:
+        return HostResult(planned.host, "patched", requested, before, after, None, read)
+    return HostResult(planned.host, "failed", requested, before, after, None, f"not patched: {read}")
+
+
 class _Wave:
     """Runs one wave; keeps the journal in step."""
 
@@ -286,7 +342,30 @@ class _Wave:
 
     def _run(self, req: RunRequest) -> runner.RunResult:
         hooks = RunHooks(on_event=self.hooks.on_event, cancel=self.hooks.cancel)
-        return runner.run(req, hooks)
+        return (self.opts.run or runner.run)(req, hooks)
+
+    def _read_installed(self, hosts: tuple[str, ...]) -> dict[str, Mapping[str, str] | None]:
+        """What the controller itself reads on `hosts` (None per host when it cannot read it)."""
+        if not hosts or self.opts.read_installed is None:
+            return dict.fromkeys(hosts)
+        wanted = {h: {p.name: p.version for p in self.plan.hosts[h].packages} for h in hosts}
+        try:
+            got = self.opts.read_installed(wanted)
+        except Exception:  # the reader broke: nothing it did not read can be vouched for
+            log.exception("the controller could not re-read %d host(s)", len(hosts))
+            return dict.fromkeys(hosts)
+        return {h: got.get(h) for h in hosts}
+
+    def _settle_unknown(self, result: runner.RunResult, hosts: tuple[str, ...], phase: str) -> None:
+        """Hosts whose execution node was lost: re-read by the controller, then recorded as it found them."""
+        lost = tuple(h for h in hosts if self.states.get(h) == "unknown")
+        for host, installed in self._read_installed(lost).items():
+            if installed is None:
+                continue  # stays unknown: it counts as a failure and nothing else touches it
+            res = verified_result(self.plan.hosts[host], installed, None)
+            if phase == "preflight" and res.state == "patched":  # nothing installs during preflight
+                res = dataclasses.replace(res, state="unchanged")
+            self.move(host, res.state, f"execution node lost during {phase}; controller read: {res.message}")
 
     @staticmethod
     def _failure_message(result: runner.RunResult, host: str) -> str:
@@ -298,7 +377,9 @@ class _Wave:
         fine = []
         for host in hosts:
             outcome = result.host_outcome(host)
-            if result.status == "canceled" and outcome != "ok":
+            if outcome == "unknown":
+                self.move(host, "unknown", f"the execution node running {result.ident} was lost")
+            elif result.status == "canceled" and outcome != "ok":
                 self.move(host, "canceled", "the run was canceled")
             elif outcome == "unreachable":
                 self.move(host, "unreachable", self._failure_message(result, host) or "unreachable")
@@ -333,6 +414,7 @@ class _Wave:
         raw = pre.data.get(PRESCAN_KEY)
         with self.store.transaction():  # the preflight's records: one commit, before the gate
             ready = self._settle_unrun(pre, self.to_run)
+            self._settle_unknown(pre, self.to_run, "preflight")
             posture_pre = self._posture(pre, ready, "pre")
             for host in ready:
                 doc = raw.get(host) if isinstance(raw, Mapping) else None
@@ -377,12 +459,17 @@ class _Wave:
                 patched_ok = self._settle_unrun(patch, ready)
                 posture_post = self._posture(patch, patched_ok, "post")
                 docs = patch.data.get(PATCH_KEY)
+                remote = tuple(h for h in patched_ok if h in patch.remote)
+                readings = self._read_installed(remote)
                 for host in patched_ok:
                     res = host_result(
                         self.plan.hosts[host], docs.get(host) if isinstance(docs, Mapping) else None
                     )
+                    if host in remote:
+                        res = verified_result(self.plan.hosts[host], readings[host], res)
                     results[host] = res
                     self.move(host, res.state, res.message)
+                self._settle_unknown(patch, ready, "patch")
             if patch.status == "canceled":
                 halt = Halt("canceled", "canceled during the patch run", ready)
         return WaveOutcome(
@@ -718,7 +805,7 @@ def _run_waves(
             outcome = dataclasses.replace(outcome, halt=halt)
         outcome = _refresh(outcome, journal, hooks)
         if halt is None and opts.halt_on_failure:
-            bad = outcome.in_state("failed", "unreachable", "mismatch", "canceled")
+            bad = outcome.in_state("failed", "unreachable", "mismatch", "canceled", "unknown")
             allowed = plan.wave_schedule(index).max_failures
             if len(bad) > allowed:
                 halt = Halt(

@@ -27,7 +27,9 @@ from patchbrain.executor.unsafe_yaml import dump_unsafe
 
 log = logging.getLogger(__name__)
 
-HostOutcome = Literal["ok", "failed", "unreachable", "not_run"]
+HostOutcome = Literal["ok", "failed", "unreachable", "not_run", "unknown"]
+# A function that runs one request: `run` here, or a dispatcher over execution nodes (executor/nodes.py).
+RunFunction = Callable[[RunRequest, RunHooks], "RunResult"]
 _CANCEL_POLL_S = 1
 _ANSIBLE_CFG = """\
 # Written by patchbrain for one run; kept as evidence of how Ansible was configured.
@@ -60,9 +62,16 @@ class RunResult:
     stats: Mapping[str, Mapping[str, int]]
     data: Mapping[str, Any]
     events: tuple[HostEvent, ...]
+    # Hosts whose state nobody can vouch for: their execution node died or broke its stream mid-run.
+    unknown: frozenset[str] = frozenset()
+    # Hosts whose outcome was reported by an execution node: not to be believed before the controller
+    # has read them again over its own channel.
+    remote: frozenset[str] = frozenset()
 
     def host_outcome(self, host: str) -> HostOutcome:
         """How the run ended for `host`, from the playbook stats (unreachable wins over failed)."""
+        if host in self.unknown:
+            return "unknown"
         if host in self.stats.get("dark", {}):
             return "unreachable"
         if host in self.stats.get("failures", {}):
@@ -287,4 +296,45 @@ def read_result(artifact_dir: Path) -> RunResult:
     events = tuple(e for e in (to_host_event(r) for r in raws) if e is not None)
     return RunResult(
         ident=ident, artifact_dir=artifact_dir, status=status, rc=rc, stats=stats, data=data, events=events
+    )
+
+
+_STATUS_RANK = {"successful": 0, "failed": 1, "timeout": 2, "error": 3, "canceled": 4}
+
+
+def merge_results(ident: str, artifact_dir: Path, parts: list[RunResult]) -> RunResult:
+    """One result for a run split into slices (one per execution node): stats and set_stats data are
+    merged per host, events concatenated in slice order; the worst status wins (canceled > error >
+    timeout > failed > successful) and rc is the first non-zero one."""
+    stats: dict[str, dict[str, int]] = {}
+    data: dict[str, Any] = {}
+    events: list[HostEvent] = []
+    unknown: set[str] = set()
+    remote: set[str] = set()
+    status, rc = "successful", 0
+    for part in parts:
+        for key, per_host in part.stats.items():
+            stats.setdefault(key, {}).update(per_host)
+        for key, value in part.data.items():
+            if isinstance(value, Mapping) and isinstance(data.get(key, {}), Mapping):
+                data[key] = {**data.get(key, {}), **value}
+            else:
+                data[key] = value
+        events.extend(part.events)
+        unknown |= part.unknown
+        remote |= part.remote
+        if _STATUS_RANK.get(part.status, 3) > _STATUS_RANK.get(status, 3):
+            status = part.status
+        if rc == 0 and part.rc != 0:
+            rc = part.rc if part.rc is not None else -1
+    return RunResult(
+        ident=ident,
+        artifact_dir=artifact_dir,
+        status=status,
+        rc=rc,
+        stats=stats,
+        data=data,
+        events=tuple(events),
+        unknown=frozenset(unknown),
+        remote=frozenset(remote),
     )

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 REPO_PORT = 8873  # on the lab bridge; the hosts' output chain allows only this port (see host.NFT_RULES)
 FLAVORS: tuple[str, ...] = ("apt", "dnf", "zypper")
 LAYER_OF = {"apt": "apt", "dnf": "rpm", "zypper": "rpm"}
+NODE = "node"  # an execution node (patchbrain/lab/nodeimage.py): an apt host with ansible-runner, no target
 PRE_INSTALLED = "base"  # labdemo 1.0
 PUBLISHED_AT_UP = ("base", "benign")  # 1.0 and 1.1: every fresh host has one pending benign update
 RPM_MACROS = "/etc/rpm/macros.patchbrain-lab"
@@ -133,8 +134,16 @@ class LabContent:
     def flavor_layer(self, flavor: str) -> Path:
         return self.flavors_dir / LAYER_OF[flavor] / "upper"
 
-    def lowers(self, flavor: str, lower: str) -> str:
-        """The overlay lower dirs of a host of `flavor`, on top of `lower` (instance layer and base)."""
+    def lowers(self, flavor: str, lower: str, node_layer: Path | None = None) -> str:
+        """The overlay lower dirs of a host of `flavor`, on top of `lower` (instance layer and base).
+
+        An execution node (`NODE`) is an apt host with the node layer on top (`node_layer`)."""
+        if flavor == NODE:
+            if node_layer is None:
+                raise EnvironmentProblem(
+                    "an execution node needs the node layer (nodeimage.ensure_node_layer)"
+                )
+            return f"{node_layer}:{self.flavor_layer('apt')}:{lower}"
         return f"{self.flavor_layer(flavor)}:{lower}"
 
     def ensure_flavor_layers(self, lower: str) -> None:

@@ -64,7 +64,9 @@ class Lab:
         self.key = self.dir / "id_ed25519"
         self.known_hosts = self.dir / "known_hosts"
         self.inventory_file = self.dir / "inventory.yml"
+        self.nodes_file = self.dir / "nodes.yml"  # execution nodes (`lab up N --nodes K`), docs/nodes.md
         self._launchers: dict[str, subprocess.Popen[bytes]] = {}
+        self._node_layer: Path | None = None
 
     # -- records --------------------------------------------------------------------------------------
 
@@ -95,16 +97,22 @@ class Lab:
 
     # -- up -------------------------------------------------------------------------------------------
 
-    def up(self, n: int, flavors: Sequence[str] = ("apt",)) -> list[HostStatus]:
+    def up(self, n: int, flavors: Sequence[str] = ("apt",), nodes: int = 0) -> list[HostStatus]:
         """Make sure hosts h01..hNN run (keeping any already running or beyond N); return their status.
 
         `flavors` are the package managers hosts take in turn (apt, dnf, zypper; see content.py).
+        `nodes` more hosts after them are execution nodes (ansible-runner installed, docs/nodes.md): left
+        out of the inventory, listed in `nodes.yml` instead.
         """
-        if not 1 <= n <= names.MAX_HOSTS:
-            raise BadInput(f"the lab runs 1..{names.MAX_HOSTS} hosts", field=f"N={n}")
+        if n < 1 or nodes < 0 or n + nodes > names.MAX_HOSTS:
+            raise BadInput(f"the lab runs 1..{names.MAX_HOSTS} hosts (nodes included)", field=f"N={n}")
         flavors = content.parse_flavors(",".join(flavors))
         _preflight()
         base = ensure_base()
+        if nodes or any(h.pkg_mgr == content.NODE for h in self.hosts()):
+            from patchbrain.lab.nodeimage import ensure_node_layer
+
+            self._node_layer = ensure_node_layer(base)
         self.root.mkdir(parents=True, exist_ok=True)
         with self._lock():
             st = self._load()
@@ -127,9 +135,13 @@ class Lab:
             )
 
             pids = net.pids_in(h.netns for h in st.hosts.values())
-            to_start = [i for i in range(1, n + 1) if not self._host_ok(st, names.host_name(i), pids)]
+            to_start = [i for i in range(1, n + nodes + 1) if not self._host_ok(st, names.host_name(i), pids)]
             for i in to_start:  # write ahead: every resource is on record before it exists
-                st.hosts[names.host_name(i)] = self._record(i, subnet, content.flavor_for(i, flavors))
+                flavor = content.flavor_for(i, flavors) if i <= n else content.NODE
+                known = st.hosts.get(names.host_name(i))
+                if known is not None and known.pkg_mgr == content.NODE:
+                    flavor = content.NODE  # a node stays a node (`up` grows, never shrinks)
+                st.hosts[names.host_name(i)] = self._record(i, subnet, flavor)
             self._save(st)
             links, spaces = net.link_names(), net.netns_names()
             recs = [st.hosts[names.host_name(i)] for i in to_start]
@@ -210,7 +222,7 @@ class Lab:
         return claimed
 
     def _start(self, rec: HostRecord, launch_sh: Path, init_sh: Path, st: LabState) -> None:
-        lowers = self._content().lowers(rec.pkg_mgr, f"{self.dir / 'layer'}:{st.base}")
+        lowers = self._content().lowers(rec.pkg_mgr, f"{self.dir / 'layer'}:{st.base}", self._node_layer)
         proc = host.launch(
             netns=rec.netns,
             launch_sh=launch_sh,
@@ -237,14 +249,24 @@ class Lab:
             if key is not None:
                 lines.append(f"{rec.address} {key}")
         atomic_write(self.known_hosts, "\n".join(lines) + "\n", 0o644)
+        targets = [r for r in st.hosts.values() if r.pkg_mgr != content.NODE]
         text = inventory.render(
             instance=self.instance,
-            hosts=[(r.name, r.index, r.address) for r in st.hosts.values()],
-            pkg_mgrs={r.name: r.pkg_mgr for r in st.hosts.values()},
+            hosts=[(r.name, r.index, r.address) for r in targets],
+            pkg_mgrs={r.name: r.pkg_mgr for r in targets},
             key=self.key,
             known_hosts=self.known_hosts,
         )
         atomic_write(self.inventory_file, text, 0o644)
+        nodes = sorted((r for r in st.hosts.values() if r.pkg_mgr == content.NODE), key=lambda r: r.index)
+        if nodes:
+            atomic_write(
+                self.nodes_file,
+                inventory.render_nodes(
+                    [(r.name, r.address) for r in nodes], key=self.key, known_hosts=self.known_hosts
+                ),
+                0o644,
+            )
 
     # -- reset ----------------------------------------------------------------------------------------
 

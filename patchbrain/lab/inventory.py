@@ -120,3 +120,28 @@ def render(
             out.append(f"            {name}:")
             out += ["  " + line for line in lines_for[name]]
     return "\n".join(out) + "\n"
+
+
+def render_nodes(
+    nodes: Iterable[tuple[str, str]],
+    *,
+    key: Path,
+    known_hosts: Path,
+    controller_capacity: int = 10,
+    capacity: int = 10,
+    ansible_runner: str = "/opt/patchbrain-node/bin/ansible-runner",
+) -> str:
+    """The lab's nodes file (docs/nodes.md) for execution nodes (name, address); JSON strings, as above."""
+    out = [
+        "# patchbrain lab execution nodes: written by `patchbrain lab up N --nodes K`, do not edit.",
+        f"controller: {{capacity: {controller_capacity}}}",
+        f"targets: {{known_hosts: {_scalar(known_hosts.resolve())}, ssh_key: {_scalar(key.resolve())}}}",
+        "nodes:",
+    ]
+    for name, address in nodes:
+        out.append(
+            f"  - {{name: {_scalar(name)}, address: {_scalar(address)}, capacity: {capacity},"
+            f" ssh_key: {_scalar(key.resolve())}, known_hosts: {_scalar(known_hosts.resolve())},"
+            f" ansible_runner: {_scalar(ansible_runner)}}}"
+        )
+    return "\n".join(out) + "\n"

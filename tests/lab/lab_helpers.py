@@ -19,11 +19,13 @@ def own_fleet(
     *,
     lab_keys: bool = False,
     env: Mapping[str, str] | None = None,
+    nodes: int = 0,
 ) -> Iterator[Any]:
     """Bring up a lab of its own (`<prefix>-<pid>`, so concurrent sessions never collide) with a private
     PATCHBRAIN_HOME, yield it, tear it down (for module-scoped fixtures). `lab_keys` creates the lab's
     author and approver keys, as `patchbrain lab up` does; tests then sign and approve explicitly. `env`:
-    more environment for the module (e.g. PATCHBRAIN_CANARY_BAKE)."""
+    more environment for the module (e.g. PATCHBRAIN_CANARY_BAKE). `nodes` more hosts are execution nodes
+    (`lab up N --nodes K`)."""
     from patchbrain.lab import Lab
 
     instance = f"{prefix}-{os.getpid()}"
@@ -35,7 +37,7 @@ def own_fleet(
         mp.setenv(name, value)
     lab = Lab(instance)
     try:
-        lab.up(count, tuple(flavors))
+        lab.up(count, tuple(flavors), nodes=nodes)
         if lab_keys:
             from patchbrain.keys import KeyStore, ensure_lab_keys
 

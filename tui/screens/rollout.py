@@ -28,7 +28,7 @@ from tui.messages import RolloutFinished, RolloutProgress
 from tui.screens.base import BaseScreen
 from tui.widgets.confirm import ConfirmModal
 
-_BAD = {"failed", "unreachable", "mismatch", "halted", "not_restored", "rolling_back"}
+_BAD = {"failed", "unreachable", "mismatch", "halted", "not_restored", "rolling_back", "unknown"}
 _GOOD = {"done", "patched", "unchanged", "restored"}
 
 
