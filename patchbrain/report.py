@@ -1,10 +1,11 @@
 """Rollout reports: what was patched where, which CVEs are closed, what halted and why, the ranking's
 explanations and the audit records involved, from the journal, the approvals and the audit log.
 
-CVE closure comes from the journal's post-patch package re-read (the patch run reads the installed
-versions back after installing; a host counts as patched only if every planned package is at exactly the
-planned version). That is the rollout's own report, not the independent verifier's (the safety loop's
-second channel has not landed); the report says so in `cves_closed.source`.
+CVE closure comes from the independent verifier (`patchbrain.verify`: patchbrain's own SSH channel, not
+Ansible's self-report), as the safety loop recorded it in each wave's journal summary: a CVE is closed on
+a host only when the journal says patched or unchanged AND the verifier read every planned version there.
+Hosts the journal calls patched but the verifier never read (safety loop off, or re-read only by
+`rollout --resume`) are listed under `unverified`, never as closed.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from patchbrain.journal import Journal, PlanRecord
 from patchbrain.store import Store
 
 CLOSURE_SOURCE = (
-    "journal: post-patch package re-read by the patch run (the rollout's own report; "
-    "not yet confirmed by the independent verifier)"
+    "independent verifier: patchbrain's own SSH channel read the planned versions after the wave "
+    "(the safety loop's verify record in the journal), on hosts the journal records as patched or unchanged"
 )
 _CLOSED_STATES = ("patched", "unchanged")
 
@@ -85,19 +86,29 @@ def build_report(store: Store, plan_id: str) -> dict[str, Any]:
         f = a.fields()
         approvals.append({k: f.get(k) for k in ("approver", "key", "approved_at", "expires_at")})
 
+    verdicts = _verifier_verdicts(record)
     closed: dict[str, list[str]] = {}
+    unverified: dict[str, list[str]] = {}
     still_open: dict[str, list[str]] = {}
     hosts_out = []
     for host, entry in entries.items():
         state = record.hosts.get(host, "unknown")
+        verdict = verdicts.get(host)
+        if state not in _CLOSED_STATES:
+            bucket = still_open
+        elif verdict is None:
+            bucket = unverified
+        else:
+            bucket = closed if verdict == "ok" else still_open
         for p in entry.get("packages", []):
             for cve in p.get("cves", []):
-                (closed if state in _CLOSED_STATES else still_open).setdefault(cve, []).append(host)
+                bucket.setdefault(cve, []).append(host)
         hosts_out.append(
             {
                 "host": host,
                 "wave": next((i + 1 for i, w in enumerate(document.get("waves", [])) if entry in w), None),
                 "state": state,
+                "verifier": verdict,
                 "detail": detail.get(host, ""),
                 "os": entry.get("os", ""),
                 "risk": entry.get("risk"),
@@ -143,6 +154,7 @@ def build_report(store: Store, plan_id: str) -> dict[str, Any]:
         "cves_closed": {
             "source": CLOSURE_SOURCE,
             "closed": {c: sorted(h) for c, h in sorted(closed.items())},
+            "unverified": {c: sorted(h) for c, h in sorted(unverified.items())},
             "still_open": {c: sorted(h) for c, h in sorted(still_open.items())},
         },
         "audit": [
@@ -151,6 +163,20 @@ def build_report(store: Store, plan_id: str) -> dict[str, Any]:
         ],
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+
+
+def _verifier_verdicts(record: PlanRecord) -> dict[str, str]:
+    """The verifier's last verdict per host (ok | disagrees | unreachable), from the waves' summaries."""
+    out: dict[str, str] = {}
+    for w in record.waves:
+        summary = w.summary if isinstance(w.summary, dict) else {}
+        safety = summary.get("safety")
+        verify = safety.get("verify") if isinstance(safety, dict) else None
+        if isinstance(verify, dict):
+            for host, v in verify.items():
+                if isinstance(v, dict) and isinstance(v.get("verdict"), str):
+                    out[str(host)] = v["verdict"]
+    return out
 
 
 def _md(text: Any) -> str:
@@ -213,7 +239,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         )
     closure = report["cves_closed"]
     lines += ["", "## CVEs", "", f"Source: {_md(closure['source'])}.", ""]
-    for label, table in (("closed", closure["closed"]), ("still open", closure["still_open"])):
+    for label, table in (
+        ("closed", closure["closed"]),
+        ("patched but not verified", closure["unverified"]),
+        ("still open", closure["still_open"]),
+    ):
         lines.append(
             f"- {label}: " + ("; ".join(f"{_md(c)} on {len(h)} host(s)" for c, h in table.items()) or "none")
         )

@@ -76,7 +76,10 @@ def recorded(pb_home, tmp_path):
                 pid, h, "patched" if ok else "failed", detail="openssl 3.0.1 -> 3.0.2" if ok else "x"
             )
             journal.save_snapshot(pid, i, h, "pre", {"schema": 1, "probes": {}})
-        journal.set_wave(pid, i, "halted", summary={"states": {"patched": 1, "failed": 1}, "halt": halt})
+        # the safety loop's record: the verifier read h1 over its own channel and found the planned version
+        verify = {"h1": {"verdict": "ok", "lied": False, "detail": "ok", "differences": []}}
+        summary = {"states": {"patched": 1, "failed": 1}, "halt": halt, "safety": {"verify": verify}}
+        journal.set_wave(pid, i, "halted", summary=summary)
     journal.set_plan_state(pid, "halted")
     audit.append("t@x", "rollout.end", pid, {"state": "halted", "halt": halt})
     return pid
@@ -89,7 +92,9 @@ def test_report_json_and_markdown(recorded, capsys):
     assert doc["halt"]["kind"] == "failures" and doc["halt"]["hosts"] == ["h2"]
     assert doc["cves_closed"]["closed"] == {"CVE-2024-0001": ["h1"]}
     assert doc["cves_closed"]["still_open"] == {"CVE-2024-0002": ["h2"], "CVE-2024-0003": ["h2"]}
-    assert "not yet confirmed by the independent verifier" in doc["cves_closed"]["source"]
+    assert doc["cves_closed"]["unverified"] == {}
+    assert doc["cves_closed"]["source"].startswith("independent verifier")
+    assert {h["host"]: h["verifier"] for h in doc["hosts"]} == {"h1": "ok", "h2": None}
     assert [a["approver"] for a in doc["approvals"]] == ["lab-approver-1"]
     assert doc["author"] == "lab-signing"
     assert [r["action"] for r in doc["audit"]] == ["plan.create", "rollout.start", "rollout.end"]
@@ -143,3 +148,22 @@ def test_forensics_bundle(recorded, tmp_path, capsys):
     assert all(c["hash_ok"] and "payload" not in c for c in chain)
     # evidence is never overwritten
     assert cli.main(["forensics", recorded, "--out", str(out)]) == 2
+
+
+def test_patched_hosts_count_as_closed_only_when_the_verifier_agrees(recorded):
+    """The journal says patched; a CVE is closed only on the verifier's reading, never on the self-report."""
+    from patchbrain.journal import Journal
+    from patchbrain.report import build_report
+    from patchbrain.store import Store
+
+    store = Store()
+    journal = Journal(store)
+    record = journal.plan(recorded)
+    assert record is not None
+    for verdict, bucket in (("disagrees", "still_open"), (None, "unverified"), ("ok", "closed")):
+        verify = {"h1": {"verdict": verdict}} if verdict else {}
+        journal.set_wave(recorded, 0, "halted", summary={"states": {}, "safety": {"verify": verify}})
+        doc = build_report(store, recorded)["cves_closed"]
+        assert doc[bucket].get("CVE-2024-0001") == ["h1"], (verdict, doc)
+        others = {"closed", "unverified", "still_open"} - {bucket}
+        assert all("CVE-2024-0001" not in doc[b] for b in others), (verdict, doc)
