@@ -30,6 +30,7 @@ from tui.backend import (
     ApprovalView,
     AuditRow,
     AuditStatus,
+    DriftFinding,
     HostDetail,
     HostRow,
     HostState,
@@ -295,6 +296,8 @@ class RealBackend:
             )
         except PatchbrainError as exc:
             raise Refused(str(exc)) from exc
+        for finding in drift_findings(result.waves):
+            emit(finding)
         states = {h.host: h.state for w in result.waves for h in w.hosts}
         restored = tuple(h for h, s in states.items() if s == "restored")
         not_restored = tuple(h for h, s in states.items() if s == "not_restored")
@@ -318,6 +321,31 @@ class RealBackend:
         except PatchbrainError as exc:
             raise Unavailable(f"no usable model: {exc}") from exc
         return model_info(bundle.bundle_id, bundle.metadata, bundle.booster)
+
+
+def drift_findings(waves: Any) -> list[DriftFinding]:
+    """The safety loop's blocking drift changes (after the wave and after the bake) as TUI findings."""
+    out = []
+    for outcome in waves:
+        safety = outcome.extra.get("safety") if isinstance(outcome.extra, Mapping) else None
+        if not isinstance(safety, Mapping):
+            continue
+        changes: list[Any] = []
+        for phase in ("drift", "bake"):
+            found = safety.get(phase)
+            if isinstance(found, Mapping) and isinstance(found.get("blocking"), list):
+                changes += found["blocking"]
+        for change in changes:
+            if isinstance(change, Mapping):
+                out.append(
+                    DriftFinding(
+                        outcome.index + 1,
+                        str(change.get("host", "?")),
+                        str(change.get("kind", "?")),
+                        f"{change.get('effect', '?')}: {change.get('reason', '')}",
+                    )
+                )
+    return out
 
 
 def posture_summary(host: str, doc: Any) -> tuple[str, str]:

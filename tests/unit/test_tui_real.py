@@ -197,3 +197,22 @@ def test_posture_summary_from_recorded_snapshots() -> None:
     assert posture_summary("web1", opened) == ("absent", "fw accept (rule accepts all)")
     assert posture_summary("web1", document("web1", nft_ruleset=fixture("nft/empty.json")))[1] == "fw none"
     assert posture_summary("web1", {"garbage": True})[1] == "?"
+
+
+def test_drift_findings_come_from_the_safety_loops_wave_record() -> None:
+    from types import SimpleNamespace
+
+    from tui.backend import DriftFinding
+    from tui.real import drift_findings
+
+    change = {"host": "h01", "kind": "firewall.admits", "effect": "weakens", "reason": "rule `accept`"}
+    late = {"host": "h02", "kind": "firewall.admits", "effect": "weakens", "reason": "tcp dport 4444 accept"}
+    waves = [
+        SimpleNamespace(index=0, extra={"safety": {"drift": {"blocking": [change]}, "bake": None}}),
+        SimpleNamespace(index=1, extra={"safety": {"drift": {"blocking": []}, "bake": {"blocking": [late]}}}),
+        SimpleNamespace(index=2, extra={}),
+    ]
+    assert drift_findings(waves) == [
+        DriftFinding(1, "h01", "firewall.admits", "weakens: rule `accept`"),
+        DriftFinding(2, "h02", "firewall.admits", "weakens: tcp dport 4444 accept"),
+    ]
