@@ -43,15 +43,15 @@ def discover() -> None:
 
 def drive_rollout(backend, package_hosts: int):
     """Plan (create) -> Approvals (approve with lab-approver-1, confirmed) -> Rollout (start, confirmed);
-    waits for the end and returns the Rollout screen."""
-    from textual.widgets import DataTable
+    waits for the end; returns the Rollout screen and what its title and findings panel showed."""
+    from textual.widgets import DataTable, Static
 
     from tui.__main__ import make_app
     from tui.screens.approvals import ApprovalsScreen
     from tui.screens.plan import PlanScreen
     from tui.screens.rollout import RolloutScreen
 
-    async def drive() -> RolloutScreen:
+    async def drive() -> tuple[RolloutScreen, str, str]:
         app = make_app(backend)
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause()
@@ -85,21 +85,20 @@ def drive_rollout(backend, package_hosts: int):
                 await pilot.pause(1)
             assert screen.end is not None, "the rollout did not finish in 15 minutes"
             await pilot.pause()
-            return screen
+            title = str(screen.query_one("#title", Static).content)
+            return screen, title, str(screen.query_one("#findings", Static).content)
 
     return asyncio.run(drive())
 
 
 def test_benign_rollout_through_the_tui(fleet):
-    from textual.widgets import Static
-
     from tui.real import RealBackend
 
     discover()
     backend = RealBackend(author_key="lab-signing")  # the plan's author: it cannot approve its own plan
-    screen = drive_rollout(backend, package_hosts=3)
+    screen, title, _ = drive_rollout(backend, package_hosts=3)
     assert screen.end is not None and screen.end.state == "done", screen.end
-    assert "DONE" in str(screen.query_one("#title", Static).content)
+    assert "DONE" in title
     assert set(screen.hosts.values()) == {"patched"}
     assert set(screen.waves.values()) == {"done"}
     assert all(screen.events.get(h) for h in ("h01", "h02", "h03"))  # live task events per host
@@ -115,8 +114,6 @@ def test_benign_rollout_through_the_tui(fleet):
 
 def test_a_sabotaged_update_halts_at_the_canary_in_the_tui(fleet):
     """Runs after the benign test (same fleet): every host is at the benign version when it starts."""
-    from textual.widgets import Static
-
     from patchbrain.lab.content import LabContent
     from tui.real import RealBackend
 
@@ -124,7 +121,7 @@ def test_a_sabotaged_update_halts_at_the_canary_in_the_tui(fleet):
     version, _ = LabContent(fleet.dir).publish_variant("accept-all")
     discover()
     backend = RealBackend(author_key="lab-signing")
-    screen = drive_rollout(backend, package_hosts=3)
+    screen, title, shown = drive_rollout(backend, package_hosts=3)
     end = screen.end
     assert end is not None and end.state == "halted", end
     [canary] = backend.plan.waves[0]
@@ -132,7 +129,7 @@ def test_a_sabotaged_update_halts_at_the_canary_in_the_tui(fleet):
     assert end.restored == (canary,) and end.not_restored == ()
     assert screen.findings and {f.host for f in screen.findings} == {canary}
     assert any(f.setting.startswith("firewall.") for f in screen.findings), screen.findings
-    shown = str(screen.query_one("#findings", Static).content)
+    assert "HALTED" in title
     assert "DRIFT wave 1" in shown and canary in shown, shown
     # the canary is back at its pre-flight version; the other hosts never saw the sabotaged one
     after = {h: installed(fleet, h) for h in ("h01", "h02", "h03")}
