@@ -360,3 +360,26 @@ def test_a_canary_with_too_much_bare_metal_is_refused(pb_home, tmp_path):
     loop, plan, ctx = _loop(pb_home, ("a",))
     loop.before_wave(ctx(plan, 0, plan.waves[0], tmp_path))  # one is allowed
     loop.close()
+
+
+def test_a_resumed_waves_carried_hosts_keep_the_interrupted_runs_baseline(pb_home, tmp_path):
+    from patchbrain.executor.rollout import WaveOutcome
+    from patchbrain.journal import Journal
+    from patchbrain.plans import plan_document
+
+    loop, plan, ctx = _loop(pb_home)
+    journal = Journal(loop.store)
+    journal.add_plan(plan.plan_id, inventory="inv", document=plan_document(plan), waves=[["a", "b"], ["c"]])
+    pre = _doc("lab_base", "enforcing", "enforcing", "base")
+    journal.save_snapshot(plan.plan_id, 0, "a", "verify-pre", pre)  # the interrupted run read a, not b
+    for host in ("a", "b"):  # patched by the interrupted run, re-verified by the resume: carried
+        for state in ("running", "verifying", "patched"):
+            journal.transition(plan.plan_id, host, state)
+    loop.before_wave(ctx(plan, 0, plan.waves[0], tmp_path))
+    assert loop.carried == {"a", "b"}
+    assert journal.snapshots(plan.plan_id, 0, "verify-pre") == {"a": pre}  # never overwritten
+    outcome = WaveOutcome(plan.plan_id, 0, tmp_path, (), {}, {}, {})
+    rec: dict = {}
+    assert loop._baselines(["a", "b"], 0, outcome, rec) == {"a": pre}
+    assert rec["no_baseline"] == ["b"]  # named, neither drift nor unknown
+    loop.close()
