@@ -598,36 +598,55 @@ class SafetyLoop:
         for host in hosts:
             self._move(host, "rolling_back", reason)
         self._audit("rollback.start", subject, {"hosts": hosts, "reason": reason, "versions": versions})
-        self._rollback_runs += 1
-        group = f"{plan_id}-w{index + 1}"
-        req = RunRequest(
-            playbook="rollback.yml",
-            inventory=self.inventory,
-            ident=f"{group}-rollback{self._rollback_runs}",
-            group=group,
-            artifacts_root=self.root,
-            limit=tuple(hosts),
-            forks=self.forks,
-            idle_timeout_s=1800,
-            extravars={
-                "patchbrain_rollback": restore.rollback_vars(
-                    hosts, versions=versions, pre_docs=outcome.posture_pre
-                ),
-                "patchbrain_rollback_settle_s": self.opts.settle_s,
-                "patchbrain_posture": posture_available(),
-            },
-        )
-        result = runner.run(req, RunHooks())
-        docs = result.data.get("patchbrain_posture")
+        # a host that cannot be reached (it died, its SSH is cut) is not handed to Ansible: it would only
+        # wait out its timeouts; it stays not_restored (or its VM snapshot is reverted) and says why
+        reach = self._read(hosts)
+        gone = {h: reach[h].error or "no answer" for h in hosts if h in reach and not reach[h].reachable}
+        running = [h for h in hosts if h not in gone]
+        result: runner.RunResult | None = None
+        if running:
+            self._rollback_runs += 1
+            group = f"{plan_id}-w{index + 1}"
+            req = RunRequest(
+                playbook="rollback.yml",
+                inventory=self.inventory,
+                ident=f"{group}-rollback{self._rollback_runs}",
+                group=group,
+                artifacts_root=self.root,
+                limit=tuple(running),
+                forks=self.forks,
+                idle_timeout_s=1800,
+                extravars={
+                    "patchbrain_rollback": restore.rollback_vars(
+                        running, versions=versions, pre_docs=outcome.posture_pre
+                    ),
+                    "patchbrain_rollback_settle_s": self.opts.settle_s,
+                    "patchbrain_posture": posture_available(),
+                },
+            )
+            result = runner.run(req, RunHooks())
+        docs = result.data.get("patchbrain_posture") if result is not None else None
         docs = docs if isinstance(docs, Mapping) else {}
-        actions = result.data.get("patchbrain_rollback")
+        actions = result.data.get("patchbrain_rollback") if result is not None else None
         actions = actions if isinstance(actions, Mapping) else {}
-        for host in hosts:
+        for host in running:
             if host in docs:
                 self.journal.save_snapshot(plan_id, index, host, "restore", docs[host])
-        readings = self._read(hosts)
+        readings = self._read(running)
         out: dict[str, dict[str, Any]] = {}
         for host in hosts:
+            if host in gone or result is None:
+                why = [f"not reachable over the second channel before the rollback: {gone.get(host)}"]
+                if host in self.vm_hooks and host in self.snapshotted:
+                    why, method = self._revert(host, index, outcome, versions[host], why)
+                else:
+                    method = "packages"
+                res = restore.RestoreResult(
+                    host, not why, method, "; ".join(why) or "back at pre-flight", tuple(why), ()
+                )
+                out[host] = dataclasses.asdict(res)
+                self._settle_restore(host, index, res, out[host])
+                continue
             run_state = result.host_outcome(host)
             why = [] if run_state == "ok" else [f"the rollback run {run_state} on this host"]
             r = readings.get(host)
@@ -650,12 +669,7 @@ class SafetyLoop:
                 host, not why, method, "; ".join(why) or "back at pre-flight", tuple(why), tuple(did)
             )
             out[host] = dataclasses.asdict(res)
-            if res.restored:
-                self._move(host, "restored", f"{method}: neutral diff against pre-flight over both channels")
-            else:
-                self._move(host, "not_restored", res.reason)
-                log.error("NOT RESTORED: %s: %s", host, res.reason)
-            self._audit("rollback.host", host, {"plan_id": plan_id, "wave": index + 1, **out[host]})
+            self._settle_restore(host, index, res, out[host])
         self._audit(
             "rollback.end",
             subject,
@@ -665,6 +679,17 @@ class SafetyLoop:
             },
         )
         return out
+
+    def _settle_restore(
+        self, host: str, index: int, res: restore.RestoreResult, record: Mapping[str, Any]
+    ) -> None:
+        """Journal and audit one host's rollback verdict."""
+        if res.restored:
+            self._move(host, "restored", f"{res.method}: neutral diff against pre-flight over both channels")
+        else:
+            self._move(host, "not_restored", res.reason)
+            log.error("NOT RESTORED: %s: %s", host, res.reason)
+        self._audit("rollback.host", host, {"plan_id": self.plan.plan_id, "wave": index + 1, **record})
 
     def _revert(
         self, host: str, index: int, outcome: WaveOutcome, versions: Mapping[str, str | None], why: list[str]

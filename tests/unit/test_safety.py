@@ -383,3 +383,31 @@ def test_a_resumed_waves_carried_hosts_keep_the_interrupted_runs_baseline(pb_hom
     assert loop._baselines(["a", "b"], 0, outcome, rec) == {"a": pre}
     assert rec["no_baseline"] == ["b"]  # named, neither drift nor unknown
     loop.close()
+
+
+def test_rollback_never_hands_an_unreachable_host_to_ansible(pb_home, tmp_path):
+    from patchbrain.executor.rollout import WaveOutcome
+    from patchbrain.journal import Journal
+    from patchbrain.plans import plan_document
+
+    loop, plan, _ = _loop(pb_home, verify_timeout_s=5.0)
+    from patchbrain.verify.read import SshAccess
+
+    loop.access = {h: SshAccess("127.0.0.1", port=_closed_port()) for h in "abc"}  # nothing listens there
+    journal = Journal(loop.store)
+    journal.add_plan(plan.plan_id, inventory="inv", document=plan_document(plan), waves=[["a", "b"], ["c"]])
+    for state in ("running", "patched"):
+        journal.transition(plan.plan_id, "a", state)
+    outcome = WaveOutcome(plan.plan_id, 0, tmp_path, (), {}, {}, {})
+    out = loop.rollback(0, ["a"], outcome, "drift: test")
+    assert out["a"]["restored"] is False
+    assert out["a"]["reason"].startswith("not reachable over the second channel before the rollback")
+    assert journal.host_states(plan.plan_id)["a"] == "not_restored"
+    assert not (pb_home / "artifacts").exists() or not list((pb_home / "artifacts").rglob("*rollback*"))
+    loop.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
