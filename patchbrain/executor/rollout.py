@@ -744,7 +744,10 @@ def _run_waves(
     current = journal.host_states(plan.plan_id)
     for index in range(first + len(outcomes), len(plan.waves)):
         for host in plan.waves[index]:
-            if current.get(host) == "skipped":  # a resumed plan's later waves were skipped before
+            # a resumed plan's later waves were skipped before; a resumed wave halted before it started
+            # keeps its re-verified hosts as they are (patched, unreachable, ...): only hosts that never
+            # ran are skipped
+            if current.get(host) not in ("pending", "running"):
                 continue
             journal.transition(
                 plan.plan_id, host, "skipped", detail=f"not started: {halt.reason if halt else ''}"
