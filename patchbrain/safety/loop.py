@@ -239,13 +239,16 @@ class SafetyLoop:
     def _baselines(
         self, hosts: Sequence[str], index: int, outcome: WaveOutcome, rec: dict[str, Any]
     ) -> dict[str, Any]:
-        """`{host: baseline}` of `hosts` that have one. A host with none (a resumed wave's re-verified host
-        whose interrupted run never snapshotted it) cannot be compared: it is named in the wave's record
-        (`no_baseline`) and left to the verifier's version check, neither drift nor unknown."""
+        """`{host: baseline}` of `hosts`. A resumed wave's re-verified (carried) host with none (its
+        interrupted run never snapshotted it) cannot be compared: it is named in the wave's record
+        (`no_baseline`) and left to the verifier's version check, neither drift nor unknown. Any other host
+        without one gets an empty baseline, which the gate reads as unknown (it halts by policy)."""
         out: dict[str, Any] = {}
         for host in hosts:
             doc = self._baseline(host, index, outcome)
-            if doc is None:
+            if doc is None and host not in self.carried:
+                out[host] = {}
+            elif doc is None:
                 missing = rec.setdefault("no_baseline", [])
                 if host not in missing:
                     missing.append(host)

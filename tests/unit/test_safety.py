@@ -382,6 +382,10 @@ def test_a_resumed_waves_carried_hosts_keep_the_interrupted_runs_baseline(pb_hom
     rec: dict = {}
     assert loop._baselines(["a", "b"], 0, outcome, rec) == {"a": pre}
     assert rec["no_baseline"] == ["b"]  # named, neither drift nor unknown
+    # a host that ran in this wave and has no baseline at all is still unknown to the gate (empty)
+    assert loop._baselines(["c"], 0, outcome, rec) == {"c": {}} and rec["no_baseline"] == ["b"]
+    blocking, _ = loop._gate({"c": {}}, {"c": pre}, ["c"], "verifier")
+    assert blocking and blocking[0].effect == "unknown"
     loop.close()
 
 
