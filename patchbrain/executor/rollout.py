@@ -760,10 +760,13 @@ def _run_waves(
         if bake and not _bake(bake, last_end, hooks.cancel):
             halt = Halt("canceled", f"canceled while baking wave {index}")
         elif index and hooks.after_bake is not None:
-            halt = hooks.after_bake(outcomes[-1])
+            # a resumed rollout did not run the baked wave itself: its outcome comes from the journal
+            baked = outcomes[-1] if outcomes else _journal_outcome(plan, index - 1, journal, opts)
+            halt = hooks.after_bake(baked)
             if halt is not None:  # the baked wave turned bad after all: it is the one that halts
-                prev = _refresh(dataclasses.replace(outcomes[-1], halt=halt), journal, hooks)
-                outcomes[-1] = prev
+                prev = _refresh(dataclasses.replace(baked, halt=halt), journal, hooks)
+                if outcomes:
+                    outcomes[-1] = prev
                 summary = _summary(prev)
                 journal.set_wave(plan.plan_id, index - 1, "halted", summary=summary)
                 _audit(
@@ -828,7 +831,10 @@ def _run_waves(
     current = journal.host_states(plan.plan_id)
     for index in range(first + len(outcomes), len(plan.waves)):
         for host in plan.waves[index]:
-            if current.get(host) == "skipped":  # a resumed plan's later waves were skipped before
+            # a resumed plan's later waves were skipped before; a resumed wave halted before it started
+            # keeps its re-verified hosts as they are (patched, unreachable, ...): only hosts that never
+            # ran are skipped
+            if current.get(host) not in ("pending", "running"):
                 continue
             journal.transition(
                 plan.plan_id, host, "skipped", detail=f"not started: {halt.reason if halt else ''}"
@@ -848,6 +854,28 @@ def _run_waves(
     )
     return RolloutResult(
         plan.plan_id, state, tuple(outcomes), halt, point.as_dict() if point is not None else None
+    )
+
+
+def _journal_outcome(plan: Plan, index: int, journal: Journal, opts: RolloutOptions) -> WaveOutcome:
+    """A finished wave as the journal holds it (host states, Ansible's pre/post snapshots), for a resumed
+    rollout that re-checks it after its bake."""
+    states = journal.host_states(plan.plan_id)
+    root = opts.artifacts_root if opts.artifacts_root is not None else config.artifacts_dir()
+    hosts = tuple(
+        HostResult(
+            h, states.get(h, "pending"), {p.name: p.version for p in plan.hosts[h].packages}, {}, {}, None
+        )
+        for h in plan.waves[index]
+    )
+    return WaveOutcome(
+        plan.plan_id,
+        index,
+        root / f"{plan.plan_id}-w{index + 1}",
+        hosts,
+        journal.snapshots(plan.plan_id, index, "pre"),
+        journal.snapshots(plan.plan_id, index, "post"),
+        {},
     )
 
 

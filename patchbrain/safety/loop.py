@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 DONE = ("patched", "unchanged", "mismatch")
 BAD = ("failed", "unreachable", "mismatch", "canceled")
 ROLLBACKABLE = ("patched", "unchanged", "failed", "mismatch", "canceled")
+# Journal states of hosts a resumed wave carries as they are (re-verified by `executor.resume`, not run again)
+CARRIED = ("patched", "unchanged", "mismatch", "unreachable")
 
 
 def _change_text(c: Change) -> str:
@@ -84,6 +86,7 @@ class SafetyLoop:
         self.cancel = cancel
         self.intake = SignalIntake(options.signals_file, options.signals_socket)
         self.verify_pre: dict[str, HostReading] = {}
+        self.carried: set[str] = set()  # hosts a resumed wave does not run again
         self.snapshotted: set[str] = set()
         self.records: dict[int, dict[str, Any]] = {}
         self.outcomes: dict[int, WaveOutcome] = {}
@@ -220,6 +223,44 @@ class SafetyLoop:
             workers=self.opts.workers,
         )
 
+    def _baseline(self, host: str, index: int, outcome: WaveOutcome) -> Any | None:
+        """A host's pre-flight posture for wave `index`: this run's verifier reading, else Ansible's, else
+        what the journal kept from an interrupted run (verifier first); None when no run ever took one."""
+        if host in self.verify_pre:
+            return self.verify_pre[host].posture
+        if host in outcome.posture_pre:
+            return outcome.posture_pre[host]
+        for phase in ("verify-pre", "pre"):
+            doc = self.journal.snapshots(self.plan.plan_id, index, phase).get(host)
+            if doc is not None:
+                return doc
+        return None
+
+    def _baselines(
+        self, hosts: Sequence[str], index: int, outcome: WaveOutcome, rec: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`{host: baseline}` of `hosts`. A resumed wave's re-verified (carried) host with none (its
+        interrupted run never snapshotted it) cannot be compared: it is named in the wave's record
+        (`no_baseline`) and left to the verifier's version check, neither drift nor unknown. Any other host
+        without one gets an empty baseline, which the gate reads as unknown (it halts by policy)."""
+        out: dict[str, Any] = {}
+        for host in hosts:
+            doc = self._baseline(host, index, outcome)
+            if doc is None and host not in self.carried:
+                out[host] = {}
+            elif doc is None:
+                missing = rec.setdefault("no_baseline", [])
+                if host not in missing:
+                    missing.append(host)
+                    log.warning(
+                        "%s: no pre-flight snapshot from any run of wave %d; posture not compared",
+                        host,
+                        index + 1,
+                    )
+            else:
+                out[host] = doc
+        return out
+
     def _gate(
         self, before: Mapping[str, Any], after: Mapping[str, Any], hosts: Sequence[str], label: str
     ) -> tuple[list[Change], int]:
@@ -288,8 +329,12 @@ class SafetyLoop:
             if not ok:
                 raise RefusedByPolicy(f"the snapshot hook of {host} failed ({said}); not patching without it")
             self.snapshotted.add(host)
+        # a resumed wave's re-verified hosts are not run again: reading them now would take their patched
+        # posture as the baseline; their baseline is the interrupted run's pre-flight (`_baseline`)
+        states = self.journal.host_states(self.plan.plan_id)
+        self.carried |= {h for h in ctx.hosts if states.get(h) in CARRIED}
         if self.opts.verify:
-            readings = self._read(ctx.hosts)
+            readings = self._read([h for h in ctx.hosts if h not in self.carried])
             for host, r in readings.items():
                 if r.reachable:
                     self.verify_pre[host] = r
@@ -339,16 +384,15 @@ class SafetyLoop:
                     self._move(host, new, detail)
                     states[host] = new
                 failed_by_verifier[host] = detail
-            second = [h for h in done if h in readings and readings[h].reachable]
-            base = {
-                h: (self.verify_pre[h].posture if h in self.verify_pre else outcome.posture_pre.get(h, {}))
-                for h in second
-            }
+            base = self._baselines(
+                [h for h in done if h in readings and readings[h].reachable], index, outcome, rec
+            )
+            second = list(base)
             more, n = self._gate(base, {h: readings[h].posture for h in second}, second, "verifier")
             count += n
             seen = {(c.host, c.kind, c.subject.split(" [")[0]) for c in blocking}
             blocking += [c for c in more if (c.host, c.kind, c.subject.split(" [")[0]) not in seen]
-        rec["drift"] = {"blocking": [_change_dict(c) for c in blocking], "changes": count}
+        rec["drift"] = {**rec["drift"], "blocking": [_change_dict(c) for c in blocking], "changes": count}
 
         # 3. health checks, run by patchbrain over its own channel
         unhealthy = self._health(index, [h for h in done if states[h] in ("patched", "unchanged")], rec)
@@ -411,11 +455,9 @@ class SafetyLoop:
             if r.reachable:
                 after[host] = r.posture
                 self.journal.save_snapshot(self.plan.plan_id, index, host, "bake", r.posture)
-        base = {
-            h: (self.verify_pre[h].posture if h in self.verify_pre else outcome.posture_pre.get(h, {}))
-            for h in hosts
-        }
-        blocking, count = self._gate(base, after, hosts, "bake")
+        base = self._baselines(hosts, index, outcome, rec)
+        hosts = [h for h in hosts if h in base]
+        blocking, count = self._gate(base, {h: after[h] for h in hosts if h in after}, hosts, "bake")
         rec["bake"] = {"hosts": hosts, "changes": count, "blocking": [_change_dict(c) for c in blocking]}
         subject = f"{self.plan.plan_id}/w{index + 1}"
         self._audit("safety.bake", subject, rec["bake"])
@@ -559,36 +601,55 @@ class SafetyLoop:
         for host in hosts:
             self._move(host, "rolling_back", reason)
         self._audit("rollback.start", subject, {"hosts": hosts, "reason": reason, "versions": versions})
-        self._rollback_runs += 1
-        group = f"{plan_id}-w{index + 1}"
-        req = RunRequest(
-            playbook="rollback.yml",
-            inventory=self.inventory,
-            ident=f"{group}-rollback{self._rollback_runs}",
-            group=group,
-            artifacts_root=self.root,
-            limit=tuple(hosts),
-            forks=self.forks,
-            idle_timeout_s=1800,
-            extravars={
-                "patchbrain_rollback": restore.rollback_vars(
-                    hosts, versions=versions, pre_docs=outcome.posture_pre
-                ),
-                "patchbrain_rollback_settle_s": self.opts.settle_s,
-                "patchbrain_posture": posture_available(),
-            },
-        )
-        result = runner.run(req, RunHooks())
-        docs = result.data.get("patchbrain_posture")
+        # a host that cannot be reached (it died, its SSH is cut) is not handed to Ansible: it would only
+        # wait out its timeouts; it stays not_restored (or its VM snapshot is reverted) and says why
+        reach = self._read(hosts)
+        gone = {h: reach[h].error or "no answer" for h in hosts if h in reach and not reach[h].reachable}
+        running = [h for h in hosts if h not in gone]
+        result: runner.RunResult | None = None
+        if running:
+            self._rollback_runs += 1
+            group = f"{plan_id}-w{index + 1}"
+            req = RunRequest(
+                playbook="rollback.yml",
+                inventory=self.inventory,
+                ident=f"{group}-rollback{self._rollback_runs}",
+                group=group,
+                artifacts_root=self.root,
+                limit=tuple(running),
+                forks=self.forks,
+                idle_timeout_s=1800,
+                extravars={
+                    "patchbrain_rollback": restore.rollback_vars(
+                        running, versions=versions, pre_docs=outcome.posture_pre
+                    ),
+                    "patchbrain_rollback_settle_s": self.opts.settle_s,
+                    "patchbrain_posture": posture_available(),
+                },
+            )
+            result = runner.run(req, RunHooks())
+        docs = result.data.get("patchbrain_posture") if result is not None else None
         docs = docs if isinstance(docs, Mapping) else {}
-        actions = result.data.get("patchbrain_rollback")
+        actions = result.data.get("patchbrain_rollback") if result is not None else None
         actions = actions if isinstance(actions, Mapping) else {}
-        for host in hosts:
+        for host in running:
             if host in docs:
                 self.journal.save_snapshot(plan_id, index, host, "restore", docs[host])
-        readings = self._read(hosts)
+        readings = self._read(running)
         out: dict[str, dict[str, Any]] = {}
         for host in hosts:
+            if host in gone or result is None:
+                why = [f"not reachable over the second channel before the rollback: {gone.get(host)}"]
+                if host in self.vm_hooks and host in self.snapshotted:
+                    why, method = self._revert(host, index, outcome, versions[host], why)
+                else:
+                    method = "packages"
+                res = restore.RestoreResult(
+                    host, not why, method, "; ".join(why) or "back at pre-flight", tuple(why), ()
+                )
+                out[host] = dataclasses.asdict(res)
+                self._settle_restore(host, index, res, out[host])
+                continue
             run_state = result.host_outcome(host)
             why = [] if run_state == "ok" else [f"the rollback run {run_state} on this host"]
             r = readings.get(host)
@@ -611,12 +672,7 @@ class SafetyLoop:
                 host, not why, method, "; ".join(why) or "back at pre-flight", tuple(why), tuple(did)
             )
             out[host] = dataclasses.asdict(res)
-            if res.restored:
-                self._move(host, "restored", f"{method}: neutral diff against pre-flight over both channels")
-            else:
-                self._move(host, "not_restored", res.reason)
-                log.error("NOT RESTORED: %s: %s", host, res.reason)
-            self._audit("rollback.host", host, {"plan_id": plan_id, "wave": index + 1, **out[host]})
+            self._settle_restore(host, index, res, out[host])
         self._audit(
             "rollback.end",
             subject,
@@ -626,6 +682,17 @@ class SafetyLoop:
             },
         )
         return out
+
+    def _settle_restore(
+        self, host: str, index: int, res: restore.RestoreResult, record: Mapping[str, Any]
+    ) -> None:
+        """Journal and audit one host's rollback verdict."""
+        if res.restored:
+            self._move(host, "restored", f"{res.method}: neutral diff against pre-flight over both channels")
+        else:
+            self._move(host, "not_restored", res.reason)
+            log.error("NOT RESTORED: %s: %s", host, res.reason)
+        self._audit("rollback.host", host, {"plan_id": self.plan.plan_id, "wave": index + 1, **record})
 
     def _revert(
         self, host: str, index: int, outcome: WaveOutcome, versions: Mapping[str, str | None], why: list[str]

@@ -39,7 +39,9 @@ LOCK_TASK = (
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    for lab in own_fleet(tmp_path_factory, "faults", len(FLAVORS), FLAVORS, lab_keys=True):
+    # the safety loop runs (it is on by default); a short canary bake keeps the waves moving
+    env = {"PATCHBRAIN_CANARY_BAKE": "0s"}
+    for lab in own_fleet(tmp_path_factory, "faults", len(FLAVORS), FLAVORS, lab_keys=True, env=env):
         lab.fresh = True
         yield lab
 

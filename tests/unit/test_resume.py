@@ -108,3 +108,20 @@ def test_refusals(plan, journal, tmp_path):
     journal.set_plan_state(plan.plan_id, "done")
     with pytest.raises(BadInput, match="nothing to resume"):
         prepare_resume(plan, journal, Path("inv"), reader({}))
+
+
+def test_a_resumed_rollout_rebuilds_the_baked_wave_from_the_journal(plan, journal, tmp_path):
+    """The bake re-check before the resumed wave needs the previous wave's outcome, which this process
+    never ran: host states and Ansible's pre/post snapshots come from the journal."""
+    from patchbrain.executor.rollout import RolloutOptions, _journal_outcome
+
+    [canary] = plan.waves[0]
+    for state in ("running", "patched"):
+        journal.transition(plan.plan_id, canary, state)
+    journal.save_snapshot(plan.plan_id, 0, canary, "pre", {"schema": 1, "host": canary})
+    out = _journal_outcome(plan, 0, journal, RolloutOptions(artifacts_root=tmp_path))
+    assert out.index == 0 and out.artifacts == tmp_path / f"{plan.plan_id}-w1"
+    assert [(h.host, h.state, dict(h.requested)) for h in out.hosts] == [
+        (canary, "patched", {"labdemo": "1.1"})
+    ]
+    assert out.posture_pre == {canary: {"schema": 1, "host": canary}} and out.posture_post == {}

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from patchbrain.errors import ExitCode
+from patchbrain.errors import ExitCode, RefusedByPolicy
 from patchbrain.executor.lock import RolloutLocked, acquire, holders, process_start_time
 from patchbrain.store import Store
 
@@ -167,4 +167,53 @@ def test_resume_of_a_plan_never_rolled_out_is_bad_input_and_frees_the_lock(appro
     inventory = Path(__file__).resolve().parents[2] / "inventory" / "example-small.ini"
     with pytest.raises(BadInput, match="never rolled out here"):
         rollout(approved, inventory=inventory, resume=True)
+    assert holders(Store()) == []
+
+
+def test_a_resumed_wave_refused_before_it_starts_keeps_its_reverified_hosts(approved, pb_home):
+    """Halted before the resumed wave starts (here its before_wave refuses): the hosts re-verified as
+    patched stay patched (never `skipped`, which the journal would refuse), and the wave can be resumed."""
+    from pathlib import Path
+
+    from patchbrain.executor.resume import Reading
+    from patchbrain.executor.rollout import WaveHooks, rollout
+    from patchbrain.journal import Journal
+    from patchbrain.plans import plan_document
+    from patchbrain.safety.options import SafetyOptions
+
+    inventory = Path(__file__).resolve().parents[2] / "inventory" / "example-small.ini"
+    journal = Journal(Store())
+    plan = approved
+    journal.add_plan(
+        plan.plan_id,
+        inventory=str(inventory),
+        document=plan_document(plan),
+        waves=[list(w) for w in plan.waves],
+    )
+    [[canary], [second]] = plan.waves
+    for host in (canary, second):
+        journal.transition(plan.plan_id, host, "running")
+    journal.transition(plan.plan_id, canary, "patched")
+    journal.set_wave(plan.plan_id, 0, "done")
+    journal.set_wave(plan.plan_id, 1, "running")  # the controller died here
+
+    def refuse(ctx):
+        raise RefusedByPolicy("not now")
+
+    def reverify(plan, hosts, inventory):
+        return {h: Reading(h, True, {"labdemo": "1.1"}) for h in hosts}
+
+    result = rollout(
+        plan,
+        inventory=inventory,
+        resume=True,
+        reverify=reverify,
+        hooks=WaveHooks(before_wave=refuse),
+        safety=SafetyOptions(enabled=False),
+    )
+    assert result.state == "halted" and result.halt is not None and result.halt.kind == "policy"
+    assert result.halt.reason == "wave 2 refused: not now"
+    assert result.resumed is not None and result.resumed["reverified"][second]["state"] == "patched"
+    assert journal.host_states(plan.plan_id) == {canary: "patched", second: "patched"}
+    assert [w.state for w in journal.plan(plan.plan_id).waves] == ["done", "skipped"]
     assert holders(Store()) == []

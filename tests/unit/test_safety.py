@@ -374,3 +374,58 @@ def test_a_canary_with_too_much_bare_metal_is_refused(pb_home, tmp_path):
     loop, plan, ctx = _loop(pb_home, ("a",))
     loop.before_wave(ctx(plan, 0, plan.waves[0], tmp_path))  # one is allowed
     loop.close()
+
+
+def test_a_resumed_waves_carried_hosts_keep_the_interrupted_runs_baseline(pb_home, tmp_path):
+    from patchbrain.executor.rollout import WaveOutcome
+    from patchbrain.journal import Journal
+    from patchbrain.plans import plan_document
+
+    loop, plan, ctx = _loop(pb_home)
+    journal = Journal(loop.store)
+    journal.add_plan(plan.plan_id, inventory="inv", document=plan_document(plan), waves=[["a", "b"], ["c"]])
+    pre = _doc("lab_base", "enforcing", "enforcing", "base")
+    journal.save_snapshot(plan.plan_id, 0, "a", "verify-pre", pre)  # the interrupted run read a, not b
+    for host in ("a", "b"):  # patched by the interrupted run, re-verified by the resume: carried
+        for state in ("running", "verifying", "patched"):
+            journal.transition(plan.plan_id, host, state)
+    loop.before_wave(ctx(plan, 0, plan.waves[0], tmp_path))
+    assert loop.carried == {"a", "b"}
+    assert journal.snapshots(plan.plan_id, 0, "verify-pre") == {"a": pre}  # never overwritten
+    outcome = WaveOutcome(plan.plan_id, 0, tmp_path, (), {}, {}, {})
+    rec: dict = {}
+    assert loop._baselines(["a", "b"], 0, outcome, rec) == {"a": pre}
+    assert rec["no_baseline"] == ["b"]  # named, neither drift nor unknown
+    # a host that ran in this wave and has no baseline at all is still unknown to the gate (empty)
+    assert loop._baselines(["c"], 0, outcome, rec) == {"c": {}} and rec["no_baseline"] == ["b"]
+    blocking, _ = loop._gate({"c": {}}, {"c": pre}, ["c"], "verifier")
+    assert blocking and blocking[0].effect == "unknown"
+    loop.close()
+
+
+def test_rollback_never_hands_an_unreachable_host_to_ansible(pb_home, tmp_path):
+    from patchbrain.executor.rollout import WaveOutcome
+    from patchbrain.journal import Journal
+    from patchbrain.plans import plan_document
+
+    loop, plan, _ = _loop(pb_home, verify_timeout_s=5.0)
+    from patchbrain.verify.read import SshAccess
+
+    loop.access = {h: SshAccess("127.0.0.1", port=_closed_port()) for h in "abc"}  # nothing listens there
+    journal = Journal(loop.store)
+    journal.add_plan(plan.plan_id, inventory="inv", document=plan_document(plan), waves=[["a", "b"], ["c"]])
+    for state in ("running", "patched"):
+        journal.transition(plan.plan_id, "a", state)
+    outcome = WaveOutcome(plan.plan_id, 0, tmp_path, (), {}, {}, {})
+    out = loop.rollback(0, ["a"], outcome, "drift: test")
+    assert out["a"]["restored"] is False
+    assert out["a"]["reason"].startswith("not reachable over the second channel before the rollback")
+    assert journal.host_states(plan.plan_id)["a"] == "not_restored"
+    assert not (pb_home / "artifacts").exists() or not list((pb_home / "artifacts").rglob("*rollback*"))
+    loop.close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
