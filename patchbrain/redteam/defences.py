@@ -152,6 +152,47 @@ def _no_verifier() -> list[tuple[Any, str, Any]]:
     return [(verify, "check_wave", trusting), (check, "check_wave", trusting)]
 
 
+# -- safety loop ------------------------------------------------------------------------------------------
+
+
+def _no_drift_gate() -> list[tuple[Any, str, Any]]:
+    """A loop that never finds a blocking change (Ansible's snapshots, the verifier's, the bake's)."""
+    from patchbrain.safety.loop import SafetyLoop
+
+    return [(SafetyLoop, "_gate", lambda self, before, after, hosts, label: ([], 0))]
+
+
+def _no_signal_distrust() -> list[tuple[Any, str, Any]]:
+    """A loop that believes every failure signal for a patched host of the rollout, unconfirmed."""
+    from patchbrain.safety.loop import SafetyLoop
+
+    def believing(self: Any, index: int, rec: dict[str, Any], unhealthy: Any) -> dict[str, str]:
+        confirmed: dict[str, str] = {}
+        states = self.journal.host_states(self.plan.plan_id)
+        for sig in self.intake.drain():
+            entry: dict[str, Any] = {"signal": sig.as_dict(), "verdict": "ignored", "why": "not failing"}
+            if sig.failing and states.get(sig.host) in ("patched", "unchanged"):
+                entry["verdict"], entry["why"] = "confirmed", "believed (signal distrust switched off)"
+                confirmed[sig.host] = f"external signal: {sig.message or sig.status}"
+            rec["signals"].append(entry)
+        return confirmed
+
+    return [(SafetyLoop, "_signals", believing)]
+
+
+def _no_rollout_lock() -> list[tuple[Any, str, Any]]:
+    """Every rollout gets its hosts, whoever else is rolling out to them (nothing is recorded)."""
+    import os as _os
+
+    from patchbrain.executor import rollout as R
+    from patchbrain.executor.lock import RolloutLock
+
+    def unchecked(store: Any, plan_id: str, hosts: Any) -> Any:
+        return RolloutLock(store, plan_id, tuple(sorted(set(hosts))), _os.getpid())
+
+    return [(R, "acquire_lock", unchecked)]
+
+
 DEFENCES: dict[str, Defence] = {
     d.name: d
     for d in (
@@ -163,6 +204,9 @@ DEFENCES: dict[str, Defence] = {
         Defence("audit-chain", "the audit log's hash chain and checkpoint verification", _no_audit_chain),
         Defence("verifier", "the independent verifier's judgement of each host", _no_verifier),
         Defence("package-grammar", "patchbrain's package name and version grammar", _no_package_grammar),
+        Defence("drift-gate", "the safety loop's drift gate (halt at the canary, roll back)", _no_drift_gate),
+        Defence("signal-distrust", "signals confirmed by the host's health checks", _no_signal_distrust),
+        Defence("rollout-lock", "one rollout per host at a time (the rollout lock)", _no_rollout_lock),
     )
 }  # fmt: skip
 

@@ -17,10 +17,14 @@ HOST = "h01"
 
 
 @contextlib.contextmanager
-def lab_host(ctx: Context) -> Iterator[Any]:
-    """The lab to attack: the one chosen with flags, else an own instance brought up and torn down."""
+def lab_host(ctx: Context, hosts: int = 1) -> Iterator[Any]:
+    """The lab to attack: the one chosen with flags, else an own instance of `hosts` apt hosts brought up
+    and torn down."""
     if ctx.lab is not None:
         ctx.lab.inventory_path()  # BadInput when it is not up
+        have = len(ctx.lab.hosts())
+        if have < hosts:
+            raise Unavailable(f"needs {hosts} lab hosts; lab {ctx.lab.instance!r} has {have}")
         yield ctx.lab
         return
     if not ctx.own_lab:
@@ -30,9 +34,9 @@ def lab_host(ctx: Context) -> Iterator[Any]:
     from patchbrain.lab import Lab
 
     lab = Lab(ctx.lab_instance)
-    ctx.log(f"  bringing up lab instance {ctx.lab_instance!r} (1 apt host)")
+    ctx.log(f"  bringing up lab instance {ctx.lab_instance!r} ({hosts} apt host(s))")
     try:
-        lab.up(1)
+        lab.up(hosts)
         yield lab
     finally:
         ctx.log(f"  tearing down lab instance {ctx.lab_instance!r}")
@@ -64,9 +68,9 @@ def discover_pending(inventory: Path, ident: str, package: str) -> list[Any]:
     return [p for d in discovery.parse_run_data(result.data) for p in d.pending if p.package == package]
 
 
-def installed_version(lab: Any, package: str) -> str:
-    """The installed version on HOST, read with the real dpkg-query by absolute path over SSH."""
-    proc = lab.exec(HOST, ["/usr/bin/dpkg-query", "-W", "-f", "${Version}", package], timeout=120)
+def installed_version(lab: Any, package: str, *, host: str = HOST) -> str:
+    """The installed version on `host`, read with the real dpkg-query by absolute path over SSH."""
+    proc = lab.exec(host, ["/usr/bin/dpkg-query", "-W", "-f", "${Version}", package], timeout=120)
     return str(proc.stdout).strip()
 
 
@@ -107,3 +111,85 @@ def plan_approve_rollout(
     )
     out = rollout(load_plan(path), inventory=inventory, store=store, plan_file=path, keystore=keys)
     return out, path
+
+
+def labdemo_plan(
+    lab: Any,
+    candidates: dict[str, str],
+    spec: str,
+    path: Path,
+    *,
+    author_key: str,
+    approver_key: str,
+    approve: bool = True,
+) -> Any:
+    """A plan for labdemo at `candidates` ({host: version}) without a discovery run: hosts from the lab
+    inventory at their base version (1.0 / 1.0-1), signed by `author_key`, written to `path`, approved
+    with `approver_key` (both created in the current keystore when missing); returns the loaded plan."""
+    from patchbrain.approvals import policy_from_env, record_approval, sign_authorship
+    from patchbrain.inventory import load_hosts
+    from patchbrain.keys import KeyStore
+    from patchbrain.models import PendingUpdate
+    from patchbrain.plans import dump_plan, load_plan, make_plan
+    from patchbrain.store import Store
+
+    inv = lab.inventory_path()
+    hosts = [h for h in load_hosts(inv) if h.name in candidates]
+    pending = [
+        PendingUpdate(
+            h.name,
+            "labdemo",
+            "1.0" if (h.pkg_mgr or "apt") == "apt" else "1.0-1",
+            candidates[h.name],
+            h.pkg_mgr or "apt",
+        )
+        for h in hosts
+    ]
+    keys = KeyStore()
+    for key in (author_key, approver_key):
+        if not (keys.dir / f"{key}.key").exists():
+            keys.new(key)
+    author = keys.load_private(author_key)
+    plan = make_plan(
+        pending,
+        inventory=str(inv),
+        hosts=hosts,
+        spec=spec,
+        author=author.public.fingerprint,
+        author_name=author.name,
+    )
+    path.write_text(dump_plan(sign_authorship(plan, author)))
+    if approve:
+        record_approval(
+            load_plan(path),
+            keys.load_private(approver_key),
+            keystore=keys,
+            store=Store(),
+            plan_file=path,
+            ttl=dt.timedelta(hours=1),
+            policy=policy_from_env(),
+        )
+    return load_plan(path)
+
+
+def stateless_ruleset(lab: Any, host: str) -> str:
+    """`nft -s list ruleset` on `host` over plain SSH (counters and handles left out, so comparable)."""
+    proc = lab.exec(host, ["nft", "-s", "list", "ruleset"], timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{host}: nft list ruleset failed: {str(proc.stderr).strip()}")
+    return str(proc.stdout)
+
+
+def selinux_mode(lab: Any, host: str) -> str:
+    """`getenforce` on `host` over plain SSH."""
+    return str(lab.exec(host, ["getenforce"], timeout=120).stdout).strip()
+
+
+def second_channel(lab: Any, hosts: Sequence[str], packages: Sequence[str] = ("labdemo",)) -> dict[str, Any]:
+    """The verifier's readings of `hosts` over patchbrain's own SSH channel ({host: HostReading})."""
+    from patchbrain.inventory import load_hosts
+    from patchbrain.verify import access_from_inventory, read_hosts
+
+    inv = lab.inventory_path()
+    want = [h for h in load_hosts(inv) if h.name in hosts]
+    return dict(read_hosts(want, list(packages), access=access_from_inventory(inv)))

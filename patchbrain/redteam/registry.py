@@ -9,18 +9,31 @@ from patchbrain.redteam.base import Scenario
 
 
 def scenarios() -> tuple[Scenario, ...]:
-    """All scenarios, available or not, ordered by the issue's numbering."""
-    from patchbrain.redteam import audit_scenario, feeds, injection, model, pending, plans, selfreport
+    """All scenarios, ordered by the issue's numbering (each says at run time when it cannot run here)."""
+    from patchbrain.redteam import (
+        audit_scenario,
+        faults,
+        feeds,
+        injection,
+        model,
+        plans,
+        sabotage,
+        selfreport,
+        telemetry,
+    )
 
     found = (
         feeds.SCENARIO,
+        sabotage.SCENARIO,
+        telemetry.SCENARIO,
         model.SCENARIO,
         plans.SCENARIO,
         audit_scenario.SCENARIO,
         injection.SCENARIO,
         selfreport.SCENARIO,
+        faults.SCENARIO,
     )
-    return tuple(sorted((*found, *pending.SCENARIOS), key=lambda s: s.number))
+    return tuple(sorted(found, key=lambda s: s.number))
 
 
 def select(names: Sequence[str]) -> tuple[Scenario, ...]:

@@ -67,34 +67,11 @@ def quick_plan(
 ) -> Path:
     """A plan for labdemo at `candidates` ({host: version}) without a discovery run (discovery has its own
     tests): hosts from the lab inventory, authored by lab-signing, approved with lab-approver-1."""
-    from patchbrain.approvals import sign_authorship
-    from patchbrain.inventory import load_hosts
-    from patchbrain.keys import KeyStore
-    from patchbrain.models import PendingUpdate
-    from patchbrain.plans import dump_plan, make_plan
+    from patchbrain.redteam.labhost import labdemo_plan
 
-    inv = lab.inventory_path()
-    hosts = [h for h in load_hosts(inv) if h.name in candidates]
-    pending = [
-        PendingUpdate(
-            h.name,
-            "labdemo",
-            "1.0" if h.pkg_mgr == "apt" else "1.0-1",
-            candidates[h.name],
-            h.pkg_mgr or "apt",
-        )
-        for h in hosts
-    ]
-    key = KeyStore().load_private("lab-signing")
-    plan = make_plan(
-        pending,
-        inventory=str(inv),
-        hosts=hosts,
-        spec=spec,
-        author=key.public.fingerprint,
-        author_name=key.name,
-    )
     path = tmp_path / name
-    path.write_text(dump_plan(sign_authorship(plan, key)))
+    labdemo_plan(
+        lab, candidates, spec, path, author_key="lab-signing", approver_key="lab-approver-1", approve=False
+    )
     approve(path)
     return path

@@ -23,6 +23,8 @@ import pytest
 import yaml
 from lab_helpers import own_fleet
 
+from patchbrain.redteam.faults import HOLD_APT, HOLD_DNF, hold_package_lock
+
 pytestmark = [
     pytest.mark.lab,
     pytest.mark.slow,
@@ -489,22 +491,11 @@ def test_ssh_dropped_mid_task_fails_the_host_cleanly_and_resume_reverifies_it(la
 
 # -- 5. a package manager's lock held by another process ----------------------------------------------------
 
-# What a running apt (python3-apt's own system lock: dpkg's lock-frontend and lock) or dnf (its RPMDB lock)
-# holds; each holder writes its pid to /run/holder.pid, then sleeps.
-_PIDFILE = "open('/run/holder.pid', 'w').write(str(os.getpid())); time.sleep(3600)"
-HOLD_APT = "import apt_pkg, os, time; apt_pkg.init(); apt_pkg.pkgsystem_lock(); " + _PIDFILE
-HOLD_DNF = (
-    "import dnf.lock, os, time; dnf.lock.build_rpmdb_lock('/var/lib/dnf', True).__enter__(); " + _PIDFILE
-)
+# The lock holders are shared with the red-team faults scenario (patchbrain.redteam.faults).
 
 
 def _hold(lab, host, code):
-    lab.exec(host, ["rm", "-f", "/run/holder.pid"], check=True)
-    proc = lab.exec(host, ["sh", "-c", 'setsid -f python3 -c "$0" >/dev/null 2>&1 </dev/null', code])
-    assert proc.returncode == 0, proc.stderr
-    return int(
-        wait_for("the lock holder", lambda: lab.exec(host, ["cat", "/run/holder.pid"]).stdout.strip(), 120)
-    )
+    return hold_package_lock(lab, host, code)
 
 
 def rpm_installed(lab, host):

@@ -76,18 +76,15 @@ def _rollout(plan, *extra):
 
 
 def _stateless_ruleset(lab, host):
-    proc = lab.exec(host, ["nft", "-s", "list", "ruleset"], timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    from patchbrain.redteam.labhost import stateless_ruleset
+
+    return stateless_ruleset(lab, host)
 
 
 def _second_channel(lab, hosts):
-    from patchbrain.inventory import load_hosts
-    from patchbrain.verify import access_from_inventory, read_hosts
+    from patchbrain.redteam.labhost import second_channel
 
-    inv = lab.inventory_path()
-    want = [h for h in load_hosts(inv) if h.name in hosts]
-    return read_hosts(want, ["labdemo"], access=access_from_inventory(inv))
+    return second_channel(lab, hosts)
 
 
 def _audit(action):
@@ -256,11 +253,9 @@ def test_a_package_manager_that_lies_is_caught_by_the_verifier(lab, tmp_path):
 
 def _inventory_with_checks(lab, tmp_path, checks):
     """The lab inventory plus health checks for every host (group variables of `all`)."""
-    doc = yaml.safe_load(lab.inventory_path().read_text())
-    doc["all"]["vars"]["patchbrain_health_checks"] = checks
-    path = tmp_path / "inventory.yml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    from patchbrain.redteam.telemetry import inventory_with_checks
+
+    return inventory_with_checks(lab, tmp_path / "inventory.yml", checks)
 
 
 def test_fake_failure_signals_for_healthy_hosts_trigger_no_rollback(lab, tmp_path):

@@ -70,7 +70,10 @@ def test_model_poisoning_passes_and_each_defence_off_fails_its_own_checks(pb_hom
 
 def test_unavailable_scenarios_never_pass(pb_home, capsys, tmp_path):
     report = tmp_path / "r.md"
-    code = cli.main(["redteam", "run", "--scenario", "faults", "--json", "--report", str(report)])
+    # a scenario that needs hosts, with no lab named and no own lab allowed
+    code = cli.main(
+        ["redteam", "run", "--scenario", "faults", "--no-own-lab", "--json", "--report", str(report)]
+    )
     assert code != 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["passed"] is False and doc["not_available"] == ["faults"]
