@@ -26,6 +26,7 @@ from pathlib import Path
 
 from patchbrain import config
 from patchbrain.errors import EnvironmentProblem
+from patchbrain.lab.host import NFT_RULES
 from patchbrain.lab.system import atomic_write, file_lock
 
 log = logging.getLogger(__name__)
@@ -37,32 +38,15 @@ NODE_MARKER = "/etc/patchbrain-lab/node"
 
 # An execution node also opens SSH connections to the other lab hosts: its output chain accepts tcp/22
 # besides what every host has (the lab repository on 8873). Lab hosts have no route off the /24.
-NODE_NFT_RULES = """\
-#!/usr/sbin/nft -f
-# patchbrain lab execution node: the host rules plus outgoing SSH to the other lab hosts.
-flush ruleset
-
-table inet filter {
-    chain input {
-        type filter hook input priority filter; policy drop;
-        iif "lo" accept
-        ct state established,related accept
-        tcp dport 22 accept
-        icmp type echo-request accept
-        icmpv6 type echo-request accept
-    }
-    chain forward {
-        type filter hook forward priority filter; policy drop;
-    }
-    chain output {
-        type filter hook output priority filter; policy drop;
-        oif "lo" accept
-        ct state established,related accept
-        tcp dport 8873 accept comment "the lab's package repository (content.REPO_PORT)"
-        tcp dport 22 accept comment "execution node: SSH to the hosts it patches"
-    }
-}
-"""
+_REPO_RULE = '        tcp dport 8873 accept comment "the lab\'s package repository (content.REPO_PORT)"\n'
+_HOST_HEADER = "\n".join(NFT_RULES.splitlines()[1:3]) + "\n"
+NODE_NFT_RULES = NFT_RULES.replace(
+    _HOST_HEADER,
+    "# patchbrain lab execution node: the host rules plus outgoing SSH to the other lab hosts.\n",
+).replace(
+    _REPO_RULE,
+    _REPO_RULE + '        tcp dport 22 accept comment "execution node: SSH to the hosts it patches"\n',
+)
 
 
 def versions() -> dict[str, str]:
