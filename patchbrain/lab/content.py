@@ -29,6 +29,7 @@ from pathlib import Path
 from patchbrain.errors import BadInput, EnvironmentProblem
 from patchbrain.lab import packages, shim
 from patchbrain.lab import repo as labrepo
+from patchbrain.lab.system import overlay_chroot_argv
 
 log = logging.getLogger(__name__)
 
@@ -190,28 +191,7 @@ class LabContent:
         marker = "apt" if kind == "apt" else "rpm"
         # One chrooted command per call keeps the quoting simple: every argument is passed as data.
         for argv in commands:
-            _run(
-                [
-                    "unshare",
-                    "--mount",
-                    "--propagation",
-                    "private",
-                    "--",
-                    "/bin/sh",
-                    "-c",
-                    'set -eu\nmount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4"\n'
-                    'mkdir -p "$4/.lab-pkgs"\nmount --bind "$5" "$4/.lab-pkgs"\nroot=$4\nshift 5\n'
-                    'exec chroot "$root" /usr/bin/env -i HOME=/root '
-                    'PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"\n',
-                    "sh",
-                    lower,
-                    str(top / "upper"),
-                    str(top / "work"),
-                    str(top / "merged"),
-                    str(pkgdir),
-                    *argv,
-                ]
-            )
+            _run(overlay_chroot_argv(lower, top, pkgdir, argv))
         mark = top / "upper" / FLAVOR_MARKER.lstrip("/")
         mark.parent.mkdir(parents=True, exist_ok=True)
         mark.write_text(marker + "\n")

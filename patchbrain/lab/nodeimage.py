@@ -27,7 +27,7 @@ from pathlib import Path
 from patchbrain import config
 from patchbrain.errors import EnvironmentProblem
 from patchbrain.lab.host import NFT_RULES
-from patchbrain.lab.system import atomic_write, file_lock
+from patchbrain.lab.system import atomic_write, file_lock, overlay_chroot_argv
 
 log = logging.getLogger(__name__)
 
@@ -114,29 +114,7 @@ def _build(top: Path, base: Path) -> None:
          "--no-cache-dir", "--disable-pip-version-check", "--find-links", "/.lab-pkgs", *pins],
     ]  # fmt: skip
     for argv in steps:
-        _run(
-            [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "/bin/sh",
-                "-c",
-                'set -eu\nmount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4"\n'
-                'mkdir -p "$4/.lab-pkgs"\nmount --bind "$5" "$4/.lab-pkgs"\nroot=$4\nshift 5\n'
-                'exec chroot "$root" /usr/bin/env -i HOME=/root '
-                'PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"\n',
-                "sh",
-                str(base),
-                str(top / "upper"),
-                str(top / "work"),
-                str(top / "merged"),
-                str(wheels),
-                *argv,
-            ],
-            f"run {argv[0]} in the node image",
-        )
+        _run(overlay_chroot_argv(str(base), top, wheels, argv), f"run {argv[0]} in the node image")
     upper = top / "upper"
     (upper / ".lab-pkgs").rmdir()
     atomic_write(upper / "etc/nftables.conf", NODE_NFT_RULES, 0o755)

@@ -130,3 +130,28 @@ def process_start_time(pid: int) -> int | None:
     except OSError:
         return None
     return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def overlay_chroot_argv(lower: str, top: Path, pkgdir: Path, argv: Sequence[str]) -> list[str]:
+    """argv that runs `argv` chrooted into an overlay of `lower` with upper/work/merged under `top` and
+    `pkgdir` bind-mounted at /.lab-pkgs, in a private mount namespace. Every argument is passed as data."""
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        'set -eu\nmount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4"\n'
+        'mkdir -p "$4/.lab-pkgs"\nmount --bind "$5" "$4/.lab-pkgs"\nroot=$4\nshift 5\n'
+        'exec chroot "$root" /usr/bin/env -i HOME=/root '
+        'PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"\n',
+        "sh",
+        lower,
+        str(top / "upper"),
+        str(top / "work"),
+        str(top / "merged"),
+        str(pkgdir),
+        *argv,
+    ]
