@@ -6,7 +6,9 @@ host's own Python). Boot: generate the host's ed25519 key if missing, load the d
 ruleset (a host never runs without its firewall), then supervise `sshd -D -e`, restarting it if it exits.
 As PID 1 it also reaps orphaned processes.
 
-Signals: SIGTERM/SIGINT stop the host (exit 0); SIGUSR1 is a reboot request: exit 100, and the launcher
+Signals: SIGTERM/SIGINT stop the host now (exit 0). SIGUSR1 is a reboot request and SIGUSR2 a halt request
+(from the host's shutdown/reboot commands): acted on one second later (SIGALRM), so the command that asked
+gets its answer first, with no background process that could be lost. A reboot exits 100 and the launcher
 outside boots the host again with fresh namespaces, /run and /run/patchbrain/boot_id.
 """
 
@@ -37,8 +39,19 @@ def say(msg: str) -> None:
     print(f"patchbrain-supervisor: {msg}", file=sys.stderr, flush=True)
 
 
+_REQUESTED: list[int] = []  # the exit code a reboot or halt request asked for, acted on at SIGALRM
+
+
 def _on_signal(signum: int, _frame: object) -> None:
-    raise Stop(REBOOT_EXIT if signum == signal.SIGUSR1 else 0)
+    if signum in (signal.SIGUSR1, signal.SIGUSR2):
+        _REQUESTED[:] = [REBOOT_EXIT if signum == signal.SIGUSR1 else 0]
+        signal.alarm(1)
+        return
+    if signum == signal.SIGALRM:
+        if _REQUESTED:
+            raise Stop(_REQUESTED[0])
+        return
+    raise Stop(0)
 
 
 def boot() -> None:
@@ -79,7 +92,7 @@ def supervise() -> int:
 
 
 def main() -> int:
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
         signal.signal(sig, _on_signal)
     try:
         boot()
