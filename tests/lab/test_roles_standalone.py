@@ -21,6 +21,8 @@ CASES: dict[str, dict[str, object]] = {
     "posture": {"vars": {"posture_dest_dir": "{out}"}},
     "patch_facts": {"vars": {}},
     "patch": {"vars": {"patch_packages": [{"name": "labdemo", "version": "1.1"}], "patch_reboot_ok": False}},
+    # Hosts are first moved to labdemo 1.1 by hand; the role must bring them back to 1.0.
+    "rollback": {"vars": {"rollback_packages": [{"name": "labdemo", "version": "1.0"}], "rollback_settle_s": 0}},
 }
 
 
@@ -46,6 +48,10 @@ def test_role_runs_alone_with_plain_ansible_playbook(lab, tmp_path, role):
     out = tmp_path / "out"
     out.mkdir()
     extra = json.loads(json.dumps(CASES[role]["vars"]).replace("{out}", str(out)))
+    if role == "rollback":
+        for host in lab.hosts():
+            moved = lab.exec(host.name, ["sh", "-c", "apt-get update -qq && apt-get install -y -qq labdemo=1.1"])
+            assert lab.exec(host.name, ["labdemo"]).stdout.strip() == "labdemo 1.1", moved.stdout + moved.stderr
     first = _play(folder, lab.inventory_path(), extra)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
     second = _play(folder, lab.inventory_path(), extra)
@@ -53,9 +59,12 @@ def test_role_runs_alone_with_plain_ansible_playbook(lab, tmp_path, role):
     recap = re.findall(r"^(h\d\d)\s*:\s*ok=\d+\s+changed=(\d+)", second.stdout, re.M)
     assert len(recap) == len(lab.hosts())
     assert all(changed == "0" for _, changed in recap), second.stdout[-2000:]
-    if role == "patch":
+    if role in ("patch", "rollback"):
+        want = "labdemo 1.1" if role == "patch" else "labdemo 1.0"
         for name, _ in recap:
-            assert lab.exec(name, ["labdemo"]).stdout.strip() == "labdemo 1.1"
+            assert lab.exec(name, ["labdemo"]).stdout.strip() == want
+    if role == "rollback":
+        assert re.search(r"^h\d\d\s*:\s*ok=\d+\s+changed=[1-9]", first.stdout, re.M), first.stdout[-2000:]
     if role == "posture":
         for name, _ in recap:
             doc = json.loads((out / f"{name}.json").read_text())
