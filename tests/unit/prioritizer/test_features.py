@@ -98,6 +98,24 @@ def test_references_added_after_exploitation_change_nothing():
     assert F.extract(later) == F.extract(clean)
 
 
+def test_description_edited_to_report_exploitation_changes_no_signal():
+    """Words that report exploitation ("exploited in the wild", "actively exploited", "targeted attacks")
+    are added to descriptions after the fact; on 2015-2018 CVEs "in the wild" marks 26 of 256 KEV-listed
+    ones and 17 of 43,806 others (docs/prioritizer.md), so no feature but the length may see them."""
+    clean = _record()
+    later = dataclasses.replace(
+        clean,
+        description=clean.description
+        + " Microsoft is aware of limited, targeted attacks: this vulnerability "
+        "has been exploited in the wild and is actively exploited (in-the-wild exploitation).",
+    )
+    before, after = F.extract(clean), F.extract(later)
+    assert after["desc_len"] > before["desc_len"]
+    assert {k: v for k, v in after.items() if k != "desc_len"} == {
+        k: v for k, v in before.items() if k != "desc_len"
+    }
+
+
 def test_missing_values_are_nan_and_unknown_keys_get_the_base_rate():
     bare = CveRecord(cve_id="CVE-2018-0001")
     vocab = F.Vocabularies(
