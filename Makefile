@@ -41,10 +41,10 @@ lint: setup
 	  $(BIN)/ansible-lint -q'
 
 unit: setup
-	@$(TIMED) unit $(PYTEST) tests/unit -m "not lab"
+	@$(TIMED) unit $(PYTEST) tests/unit -m "not lab" --durations=15
 
 lab: setup
-	@$(TIMED) lab $(PYTEST) tests/lab -m lab
+	@$(TIMED) lab $(PYTEST) tests/lab -m lab --durations=40
 
 # Every Molecule scenario (molecule/*/molecule.yml) on lab hosts; shared settings in .config/molecule/config.yml.
 molecule: setup

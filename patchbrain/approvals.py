@@ -291,18 +291,14 @@ def record_approval(
 
 def read_sidecar(path: Path) -> list[Approval]:
     """Approvals from a sidecar file (missing file: none). A malformed line is BadInput."""
+    from patchbrain.jsonlines import iter_json_lines
+
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return []
     out = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadInput(f"not JSON ({exc})", source=f"{path}:{number}") from exc
+    for number, doc in iter_json_lines(text, str(path)):
         if (
             not isinstance(doc, dict)
             or not isinstance(doc.get("statement"), str)

@@ -40,20 +40,15 @@ def parse_since(text: str) -> dt.datetime:
 def _read_anchors(paths: list[Path]) -> list[Checkpoint]:
     from patchbrain.audit import Checkpoint
     from patchbrain.errors import BadInput
+    from patchbrain.jsonlines import iter_json_lines
 
     anchors = []
     for path in paths:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise BadInput(f"cannot read ({exc})", source=str(path), field="--anchor") from exc
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BadInput(f"not JSON ({exc})", source=f"{path}:{number}") from exc
+        for number, doc in iter_json_lines(text, str(path)):
             if isinstance(doc, dict) and doc.get("type") == "checkpoint":
                 anchors.append(Checkpoint.from_dict(doc, source=f"{path}:{number}"))
         if not anchors:

@@ -150,7 +150,7 @@ ReadInstalled = Callable[[Mapping[str, Mapping[str, str]]], Mapping[str, Mapping
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RolloutOptions:
-    """How to run: forks, timeouts, the failure rule, where artifacts go.
+    """How to run: forks, timeouts, where artifacts go (the failure rule is the plan's, per wave).
 
     `run` replaces `runner.run` for every playbook run (executor/nodes.py slices a run over execution
     nodes). `read_installed` is the controller's own read-only channel: hosts an execution node reported
@@ -161,7 +161,6 @@ class RolloutOptions:
     forks: int = 10
     timeout_s: int | None = None
     idle_timeout_s: int | None = 1800
-    halt_on_failure: bool = True
     artifacts_root: Path | None = None
     lock_timeout_s: int = 60  # longest wait for another package manager's lock on a host
     run: runner.RunFunction | None = None
@@ -827,7 +826,7 @@ def _run_waves(
             halt = hooks.after_wave(outcome)
             outcome = dataclasses.replace(outcome, halt=halt)
         outcome = _refresh(outcome, journal, hooks)
-        if halt is None and opts.halt_on_failure:
+        if halt is None:  # the plan's max_failures per wave is the one failure rule
             bad = outcome.in_state("failed", "unreachable", "mismatch", "canceled", "unknown")
             allowed = plan.wave_schedule(index).max_failures
             if len(bad) > allowed:

@@ -453,6 +453,26 @@ def _diff_path(host: str, before: Ruleset, after: Ruleset, path: str) -> list[Ch
     return out
 
 
+def _state_change(
+    host: str, family: str, was_on: bool, is_on: bool, states: tuple[str, str], moves: tuple[str, str]
+) -> list[Change]:
+    """A firewall service switched off (weakens) or on (strengthens); `states` and `moves` are the words for
+    (on, off) and (switched off, switched on)."""
+    if was_on == is_on:
+        return []
+    change = _c(
+        host,
+        family,
+        f"{family}.state",
+        "weakens" if was_on else "strengthens",
+        family,
+        f"{family} {moves[0] if was_on else moves[1]}",
+        before=states[0] if was_on else states[1],
+        after=states[0] if is_on else states[1],
+    )
+    return [change]
+
+
 # --- firewalld ---------------------------------------------------------------------------------------------
 
 
@@ -468,20 +488,9 @@ def diff_firewalld(host: str, b: FirewalldState | None, a: FirewalldState | None
     """firewalld running state and every zone setting that admits more or less."""
     if b is None or a is None:
         return []
-    out: list[Change] = []
-    if b.running != a.running:
-        out.append(
-            _c(
-                host,
-                "firewalld",
-                "firewalld.state",
-                "weakens" if b.running else "strengthens",
-                "firewalld",
-                f"firewalld {'stopped' if b.running else 'started'}",
-                before="running" if b.running else "not running",
-                after="running" if a.running else "not running",
-            )
-        )
+    out = _state_change(
+        host, "firewalld", b.running, a.running, ("running", "not running"), ("stopped", "started")
+    )
     if not (b.running and a.running):
         return out  # a stopped firewalld lists no zones; the state change above says it all
     bz = {z.name: z for z in b.zones}
@@ -685,20 +694,7 @@ def diff_ufw(host: str, b: UfwState | None, a: UfwState | None) -> list[Change]:
     """ufw enabled state, default policies and rules."""
     if b is None or a is None:
         return []
-    out: list[Change] = []
-    if b.active != a.active:
-        out.append(
-            _c(
-                host,
-                "ufw",
-                "ufw.state",
-                "weakens" if b.active else "strengthens",
-                "ufw",
-                f"ufw {'disabled' if b.active else 'enabled'}",
-                before="active" if b.active else "inactive",
-                after="active" if a.active else "inactive",
-            )
-        )
+    out = _state_change(host, "ufw", b.active, a.active, ("active", "inactive"), ("disabled", "enabled"))
     if not (b.active and a.active):
         return out  # an inactive ufw lists no defaults or rules; the state change above says it all
     bd, ad = dict(b.defaults), dict(a.defaults)

@@ -239,6 +239,17 @@ class SafetyLoop:
                 return doc
         return None
 
+    def _pre_docs(self, index: int, outcome: WaveOutcome) -> dict[str, Any]:
+        """Pre-flight documents to restore from: this run's (Ansible), plus, for a resumed wave's carried
+        hosts, what the interrupted run's journal kept (Ansible's first, else the verifier's)."""
+        docs = dict(outcome.posture_pre)
+        for phase in ("pre", "verify-pre"):
+            kept = self.journal.snapshots(self.plan.plan_id, index, phase)
+            for host in self.carried:
+                if host not in docs and host in kept:
+                    docs[host] = kept[host]
+        return docs
+
     def _baselines(
         self, hosts: Sequence[str], index: int, outcome: WaveOutcome, rec: dict[str, Any]
     ) -> dict[str, Any]:
@@ -424,15 +435,19 @@ class SafetyLoop:
             halt = Halt("drift", reason, hosts, {"changes": [_change_dict(c) for c in blocking]})
             self._audit("safety.drift", subject, {"reason": reason, "changes": rec["drift"]["blocking"]})
             log.error("drift halt: %s", reason)
+            # a resumed wave's carried hosts did not run pre-flight in this run: their pre-flight
+            # documents come from the interrupted run's journal, so a drifted one is rolled back too;
+            # a host an execution node ran is restored to the verifier's own pre-flight (`_pre_doc`)
+            restorable = dataclasses.replace(outcome, posture_pre=self._pre_docs(index, outcome))
             targets = [
-                h for h in states if states[h] in ROLLBACKABLE and self._pre_doc(h, outcome) is not None
+                h for h in states if states[h] in ROLLBACKABLE and self._pre_doc(h, restorable) is not None
             ]
-            rec["rollback"] = self.rollback(index, targets, outcome, f"drift: {reason}")
+            rec["rollback"] = self.rollback(index, targets, restorable, f"drift: {reason}")
         elif unhealthy:
             rec["rollback"] = self.rollback(
                 index,
                 sorted(unhealthy),
-                outcome,
+                dataclasses.replace(outcome, posture_pre=self._pre_docs(index, outcome)),
                 "confirmed health failure: " + "; ".join(unhealthy.values()),
             )
         if halt is None:

@@ -52,12 +52,10 @@ def test_role_runs_alone_with_plain_ansible_playbook(lab, tmp_path, role):
     extra = json.loads(json.dumps(CASES[role]["vars"]).replace("{out}", str(out)))
     if role == "rollback":
         for host in lab.hosts():
-            moved = lab.exec(
-                host.name, ["sh", "-c", "apt-get update -qq && apt-get install -y -qq labdemo=1.1"]
-            )
-            assert lab.exec(host.name, ["labdemo"]).stdout.strip() == "labdemo 1.1", (
-                moved.stdout + moved.stderr
-            )
+            move = "apt-get update -qq && apt-get install -y -qq labdemo=1.1"
+            moved = lab.exec(host.name, ["sh", "-c", move])
+            now = lab.exec(host.name, ["labdemo"]).stdout.strip()
+            assert now == "labdemo 1.1", moved.stdout + moved.stderr
     first = _play(folder, lab.inventory_path(), extra)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
     second = _play(folder, lab.inventory_path(), extra)

@@ -209,8 +209,8 @@ def test_expired_approvals_do_not_count(keys, tmp_path):
         _approve(keys, plan, "alice", ttl=dt.timedelta(hours=25))
 
 
-def test_cli_plan_author_approve_and_self_approval(pb_home, capsys, tmp_path, monkeypatch):
-    import dataclasses as dc
+def _record_lab_discovery() -> None:
+    """The lab's recorded discovery (fixture), stored as the last discovery so `patchbrain plan` finds it."""
     from pathlib import Path
 
     from patchbrain.executor.discovery import parse_run_data
@@ -222,8 +222,12 @@ def test_cli_plan_author_approve_and_self_approval(pb_home, capsys, tmp_path, mo
     Journal(Store()).add_discovery(
         inventory="/nonexistent/inventory.yml",
         artifacts="a",
-        document={"hosts": [dc.asdict(d) for d in found], "problems": {}},
+        document={"hosts": [dataclasses.asdict(d) for d in found], "problems": {}},
     )
+
+
+def test_cli_plan_author_approve_and_self_approval(pb_home, capsys, tmp_path, monkeypatch):
+    _record_lab_discovery()
     ks = KeyStore()
     for name in ("lab-signing", "lab-approver-1"):
         ks.new(name)
@@ -245,26 +249,14 @@ def test_cli_plan_author_approve_and_self_approval(pb_home, capsys, tmp_path, mo
     assert res["ready"] is True and res["valid_approvers"] == ["lab-approver-1"]
     assert len(read_sidecar(sidecar_path(out))) == 1
     from patchbrain.audit import AuditLog
+    from patchbrain.store import Store
 
     actions = [r.action for r in AuditLog(Store()).records(action="plan.*")]
     assert actions == ["plan.create", "plan.approve.refused", "plan.approve"]
 
 
 def test_cli_plan_ranks_with_the_prioritizer_scores(pb_home, capsys, tmp_path):
-    import dataclasses as dc
-    from pathlib import Path
-
-    from patchbrain.executor.discovery import parse_run_data
-    from patchbrain.journal import Journal
-    from patchbrain.store import Store
-
-    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "discovery" / "lab-discover.json"
-    found = parse_run_data({"patchbrain_facts": json.loads(fixture.read_text())})
-    Journal(Store()).add_discovery(
-        inventory="/nonexistent/inventory.yml",
-        artifacts="a",
-        document={"hosts": [dc.asdict(d) for d in found], "problems": {}},
-    )
+    _record_lab_discovery()
     scores = tmp_path / "scores.csv"
     scores.write_text("cve_id,score\nCVE-2019-14287,0.5\n")
     out = tmp_path / "plan.yaml"
@@ -281,20 +273,7 @@ def test_cli_plan_ranks_with_the_prioritizer_scores(pb_home, capsys, tmp_path):
 
 
 def test_re_planning_into_the_same_file_moves_the_old_approvals_aside(pb_home, capsys, tmp_path):
-    import dataclasses as dc
-    from pathlib import Path
-
-    from patchbrain.executor.discovery import parse_run_data
-    from patchbrain.journal import Journal
-    from patchbrain.store import Store
-
-    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "discovery" / "lab-discover.json"
-    found = parse_run_data({"patchbrain_facts": json.loads(fixture.read_text())})
-    Journal(Store()).add_discovery(
-        inventory="/nonexistent/inventory.yml",
-        artifacts="a",
-        document={"hosts": [dc.asdict(d) for d in found], "problems": {}},
-    )
+    _record_lab_discovery()
     ks = KeyStore()
     ensure = ("lab-signing", "lab-approver-1")
     for name in ensure:

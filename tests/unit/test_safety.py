@@ -403,6 +403,53 @@ def test_a_resumed_waves_carried_hosts_keep_the_interrupted_runs_baseline(pb_hom
     loop.close()
 
 
+def test_a_carried_host_found_drifted_on_resume_is_rolled_back_from_the_journals_preflight(
+    pb_home, tmp_path, monkeypatch
+):
+    from patchbrain.executor.rollout import HostResult, WaveOutcome
+    from patchbrain.journal import Journal
+    from patchbrain.plans import plan_document
+
+    loop, plan, ctx = _loop(pb_home, verify=True)
+    journal = Journal(loop.store)
+    journal.add_plan(plan.plan_id, inventory="inv", document=plan_document(plan), waves=[["a", "b"], ["c"]])
+
+    def doc(host: str, nft: str) -> dict:
+        return document(host, nft_ruleset=fixture(f"nft/{nft}.json"), ss=fixture("ss/base.txt"))
+
+    for host in ("a", "b"):  # the interrupted run snapshotted and patched both; the resume carries them
+        journal.save_snapshot(plan.plan_id, 0, host, "pre", doc(host, "lab_base"))
+        for state in ("running", "verifying", "patched"):
+            journal.transition(plan.plan_id, host, state)
+    monkeypatch.setattr(loop, "_read", lambda hosts: {})
+    loop.before_wave(ctx(plan, 0, plan.waves[0], tmp_path))
+    readings = {
+        h: HostReading(
+            h,
+            True,
+            family="deb",
+            versions={"labdemo": "1.1"},
+            posture=doc(h, "lab_accept_all" if h == "a" else "lab_base"),
+        )
+        for h in ("a", "b")
+    }
+    monkeypatch.setattr(loop, "_read", lambda hosts: {h: readings[h] for h in hosts})
+    rolled: dict = {}
+
+    def rollback(index, hosts, outcome, reason):
+        rolled.update(hosts=list(hosts), pre=sorted(outcome.posture_pre), reason=reason)
+        return {}
+
+    monkeypatch.setattr(loop, "rollback", rollback)
+    carried = tuple(HostResult(h, "patched", {"labdemo": "1.1"}, {}, {"labdemo": "1.1"}, None) for h in "ab")
+    halt = loop.after_wave(WaveOutcome(plan.plan_id, 0, tmp_path, carried, {}, {}, {}))
+    assert halt is not None and halt.kind == "drift" and halt.hosts == ("a",)
+    # the rollback gets every rollbackable host of the wave, with the interrupted run's pre-flight documents
+    assert rolled["hosts"] == ["a", "b"] and rolled["pre"] == ["a", "b"]
+    assert rolled["reason"].startswith("drift: ")
+    loop.close()
+
+
 def test_rollback_never_hands_an_unreachable_host_to_ansible(pb_home, tmp_path):
     from patchbrain.executor.rollout import WaveOutcome
     from patchbrain.journal import Journal
