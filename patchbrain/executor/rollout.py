@@ -107,6 +107,9 @@ class WaveOutcome:
     extra: Mapping[str, Any] = dataclasses.field(
         default_factory=dict
     )  # hooks' wave_summary (the safety loop)
+    # hosts an execution node ran or lost in this wave: their Ansible snapshots and reports are the node's
+    # word, so the safety loop judges them from the controller's own readings only
+    remote: frozenset[str] = frozenset()
 
     def in_state(self, *states: str) -> tuple[str, ...]:
         """Hosts of this wave in any of `states`."""
@@ -308,6 +311,8 @@ class _Wave:
             self.attempt = f"-resume{n}"
         self.states: dict[str, str] = {}
         self.details: dict[str, str] = {}
+        self.settled: dict[str, HostResult] = {}  # lost hosts, as the controller read them
+        self.remote: set[str] = set()
 
     def move(self, host: str, state: str, detail: str = "") -> None:
         self.journal.transition(self.plan.plan_id, host, state, detail=detail)
@@ -341,7 +346,9 @@ class _Wave:
 
     def _run(self, req: RunRequest) -> runner.RunResult:
         hooks = RunHooks(on_event=self.hooks.on_event, cancel=self.hooks.cancel)
-        return (self.opts.run or runner.run)(req, hooks)
+        result = (self.opts.run or runner.run)(req, hooks)
+        self.remote |= result.remote | result.unknown
+        return result
 
     def _read_installed(self, hosts: tuple[str, ...]) -> dict[str, Mapping[str, str] | None]:
         """What the controller itself reads on `hosts` (None per host when it cannot read it)."""
@@ -356,7 +363,11 @@ class _Wave:
         return {h: got.get(h) for h in hosts}
 
     def _settle_unknown(self, result: runner.RunResult, hosts: tuple[str, ...], phase: str) -> None:
-        """Hosts whose execution node was lost: re-read by the controller, then recorded as it found them."""
+        """Hosts whose execution node was lost: re-read by the controller, then recorded as it found them.
+
+        Their result (the controller's reading as `after`) is the wave's result for them, so the safety
+        loop's verifier compares its own later reading with this one, never with the lost node's silence.
+        """
         lost = tuple(h for h in hosts if self.states.get(h) == "unknown")
         for host, installed in self._read_installed(lost).items():
             if installed is None:
@@ -364,7 +375,11 @@ class _Wave:
             res = verified_result(self.plan.hosts[host], installed, None)
             if phase == "preflight" and res.state == "patched":  # nothing installs during preflight
                 res = dataclasses.replace(res, state="unchanged")
-            self.move(host, res.state, f"execution node lost during {phase}; controller read: {res.message}")
+            res = dataclasses.replace(
+                res, message=f"execution node lost during {phase}; controller read: {res.message}"
+            )
+            self.settled[host] = res
+            self.move(host, res.state, res.message)
 
     @staticmethod
     def _failure_message(result: runner.RunResult, host: str) -> str:
@@ -404,6 +419,11 @@ class _Wave:
         plan_id = self.plan.plan_id
         if not self.to_run:  # never hand Ansible an empty limit
             return WaveOutcome(plan_id, self.index, self.ctx.artifacts, self._results({}), {}, {}, {})
+        outcome = self._run_steps()
+        return dataclasses.replace(outcome, remote=frozenset(self.remote & set(self.hosts)))
+
+    def _run_steps(self) -> WaveOutcome:
+        plan_id = self.plan.plan_id
         with self.store.transaction():  # one durable commit for the wave's hosts, before anything runs
             for host in self.to_run:
                 self.move(host, "running")
@@ -484,7 +504,7 @@ class _Wave:
         )
 
     def _results(self, done: Mapping[str, HostResult]) -> tuple[HostResult, ...]:
-        done = {**self.carried, **done}
+        done = {**self.carried, **self.settled, **done}
         out = []
         for host in self.hosts:
             if host in done:

@@ -225,12 +225,15 @@ class SafetyLoop:
 
     def _baseline(self, host: str, index: int, outcome: WaveOutcome) -> Any | None:
         """A host's pre-flight posture for wave `index`: this run's verifier reading, else Ansible's, else
-        what the journal kept from an interrupted run (verifier first); None when no run ever took one."""
+        what the journal kept from an interrupted run (verifier first); None when no run ever took one.
+        A host an execution node ran (`outcome.remote`) has only the verifier's readings: Ansible's
+        snapshot of it is the node's word."""
         if host in self.verify_pre:
             return self.verify_pre[host].posture
-        if host in outcome.posture_pre:
+        remote = host in outcome.remote
+        if host in outcome.posture_pre and not remote:
             return outcome.posture_pre[host]
-        for phase in ("verify-pre", "pre"):
+        for phase in ("verify-pre",) if remote else ("verify-pre", "pre"):
             doc = self.journal.snapshots(self.plan.plan_id, index, phase).get(host)
             if doc is not None:
                 return doc
@@ -361,8 +364,14 @@ class SafetyLoop:
         results = {h.host: h for h in outcome.hosts}
         done = [h for h in states if states[h] in DONE]
 
-        # 1. drift, as Ansible saw it
-        blocking, count = self._gate(outcome.posture_pre, outcome.posture_post, done, "ansible")
+        # 1. drift, as Ansible saw it; hosts an execution node ran are judged from the verifier's own
+        # readings alone (step 2): the node's snapshots could hide a change or invent one, and a node lost
+        # mid-slice sent none
+        by_verifier = sorted(h for h in done if h in outcome.remote) if self.opts.verify else []
+        if by_verifier:
+            rec["drift"]["verifier_only"] = by_verifier
+        ansible = [h for h in done if h not in by_verifier]
+        blocking, count = self._gate(outcome.posture_pre, outcome.posture_post, ansible, "ansible")
 
         # 2. the verifier: versions against the plan and the report; posture against pre-flight
         failed_by_verifier: dict[str, str] = {}
@@ -427,9 +436,12 @@ class SafetyLoop:
             self._audit("safety.drift", subject, {"reason": reason, "changes": rec["drift"]["blocking"]})
             log.error("drift halt: %s", reason)
             # a resumed wave's carried hosts did not run pre-flight in this run: their pre-flight
-            # documents come from the interrupted run's journal, so a drifted one is rolled back too
+            # documents come from the interrupted run's journal, so a drifted one is rolled back too;
+            # a host an execution node ran is restored to the verifier's own pre-flight (`_pre_doc`)
             restorable = dataclasses.replace(outcome, posture_pre=self._pre_docs(index, outcome))
-            targets = [h for h in states if states[h] in ROLLBACKABLE and h in restorable.posture_pre]
+            targets = [
+                h for h in states if states[h] in ROLLBACKABLE and self._pre_doc(h, restorable) is not None
+            ]
             rec["rollback"] = self.rollback(index, targets, restorable, f"drift: {reason}")
         elif unhealthy:
             rec["rollback"] = self.rollback(
@@ -489,7 +501,7 @@ class SafetyLoop:
                 {"reason": reason, "phase": "bake", "changes": rec["bake"]["blocking"]},
             )
             log.error("drift halt after bake: %s", reason)
-            targets = [h for h in hosts if h in outcome.posture_pre]
+            targets = [h for h in hosts if self._pre_doc(h, outcome) is not None]
             rec["rollback"] = {
                 **rec["rollback"],
                 **self.rollback(index, targets, outcome, f"drift after bake: {reason}"),
@@ -592,12 +604,23 @@ class SafetyLoop:
 
     # -- rollback ---------------------------------------------------------------------------------------
 
+    def _pre_doc(self, host: str, outcome: WaveOutcome) -> Mapping[str, Any] | None:
+        """The pre-flight posture a rollback restores and is judged against: Ansible's snapshot, except
+        for a host an execution node ran, whose pre-flight is the verifier's own reading."""
+        if host in outcome.remote:
+            return self.verify_pre[host].posture if host in self.verify_pre else None
+        doc = outcome.posture_pre.get(host)
+        return doc if isinstance(doc, Mapping) else None
+
     def _pre_versions(self, host: str, outcome: WaveOutcome) -> dict[str, str | None]:
         """Versions to return to: the verifier's pre-wave reading, else Ansible's, else the plan's."""
         names = self._names(host)
         if host in self.verify_pre:
             return {n: self.verify_pre[host].versions.get(n) for n in names}
+        # an execution node's "before" is its word: never downgrade to a version only a node named
         before = next((h.before for h in outcome.hosts if h.host == host), {})
+        if host in outcome.remote:
+            before = {}
         if before:
             return {n: before.get(n) for n in names}
         return {p.name: p.installed for p in self.plan.hosts[host].packages}
@@ -612,6 +635,7 @@ class SafetyLoop:
         plan_id = self.plan.plan_id
         subject = f"{plan_id}/w{index + 1}"
         versions = {h: self._pre_versions(h, outcome) for h in hosts}
+        pre_docs = {h: doc for h in hosts if (doc := self._pre_doc(h, outcome)) is not None}
         for host in hosts:
             self._move(host, "rolling_back", reason)
         self._audit("rollback.start", subject, {"hosts": hosts, "reason": reason, "versions": versions})
@@ -635,7 +659,7 @@ class SafetyLoop:
                 idle_timeout_s=1800,
                 extravars={
                     "patchbrain_rollback": restore.rollback_vars(
-                        running, versions=versions, pre_docs=outcome.posture_pre
+                        running, versions=versions, pre_docs=pre_docs
                     ),
                     "patchbrain_rollback_settle_s": self.opts.settle_s,
                     "patchbrain_posture": posture_available(),
@@ -671,7 +695,7 @@ class SafetyLoop:
                 self.journal.save_snapshot(plan_id, index, host, "restore-verify", r.posture)
             why += restore.judge(
                 host,
-                pre_ansible=outcome.posture_pre.get(host),
+                pre_ansible=pre_docs.get(host),
                 after_ansible=docs.get(host),
                 pre_verifier=self.verify_pre[host].posture if host in self.verify_pre else None,
                 reading=r,
@@ -730,7 +754,7 @@ class SafetyLoop:
                 after_ansible=None,
                 pre_verifier=self.verify_pre[host].posture
                 if host in self.verify_pre
-                else outcome.posture_pre.get(host),
+                else self._pre_doc(host, outcome),
                 reading=reading,
                 versions=versions,
                 same_version=self._same(host),

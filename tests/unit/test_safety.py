@@ -476,3 +476,73 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_hosts_an_execution_node_ran_are_gated_on_the_verifiers_readings_only(pb_home, tmp_path):
+    """A node lost mid-slice sent no postflight snapshot, a lying node may send any snapshot it likes:
+    neither decides; the verifier's own readings (before and after the wave) do."""
+    from patchbrain.executor.rollout import HostResult, WaveOutcome
+    from patchbrain.journal import Journal
+    from patchbrain.plans import plan_document
+
+    server = LocalSshd(
+        tmp_path,
+        {
+            commands.versions_line("deb", ["labdemo"]): (0, "labdemo\t1.1\tii \n", ""),
+            commands.probe_line("nft_ruleset"): (0, fixture("nft/lab_base.json"), ""),
+            commands.probe_line("getenforce"): (0, "Enforcing\n", ""),
+            commands.probe_line("selinux_config"): (0, fixture("selinux/config_enforcing.txt"), ""),
+        },
+    )
+    try:
+        known = tmp_path / "known_hosts"
+        known.write_text(server.known_hosts_line())
+        loop, plan, ctx = _loop(pb_home, verify=True, verify_timeout_s=30.0)
+        loop.access = {
+            h: SshAccess("127.0.0.1", port=server.port, key_file=server.client_key_file, known_hosts=known)
+            for h in "abc"
+        }
+        journal = Journal(loop.store)
+        waves = [list(w) for w in plan.waves]
+        journal.add_plan(plan.plan_id, inventory="inv", document=plan_document(plan), waves=waves)
+        loop.before_wave(ctx(plan, 0, plan.waves[0], tmp_path))
+        assert set(loop.verify_pre) == {"a", "b"}
+        for host in ("a", "b"):
+            for state in ("running", "patched"):
+                journal.transition(plan.plan_id, host, state)
+
+        def doc(host, mode):
+            return document(
+                host,
+                nft_ruleset=fixture("nft/lab_base.json"),
+                getenforce=fixture(f"selinux/getenforce_{mode}.txt"),
+                selinux_config=fixture("selinux/config_enforcing.txt"),
+            )
+
+        # a: its node was lost after the install (a pre-flight snapshot, no postflight); b: its node
+        # reports SELinux turned permissive, which the controller does not see
+        pre = {"a": doc("a", "enforcing"), "b": doc("b", "enforcing")}
+        post = {"b": doc("b", "permissive")}
+        results = tuple(
+            HostResult(h, "patched", {"labdemo": "1.1"}, {"labdemo": "0.9"}, {"labdemo": "1.1"}, False)
+            for h in ("a", "b")
+        )
+        outcome = WaveOutcome(plan.plan_id, 0, tmp_path, results, pre, post, {}, remote=frozenset("ab"))
+        hosts = ["a", "b"]
+        blocking, _ = loop._gate(pre, post, hosts, "ansible")
+        assert {c.host for c in blocking} == {"a", "b"}  # as Ansible's snapshots they would halt
+        assert loop.after_wave(outcome) is None
+        rec = loop.records[0]
+        assert rec["drift"]["verifier_only"] == hosts and rec["drift"]["blocking"] == []
+        assert all(rec["verify"][h]["verdict"] == "ok" for h in hosts)
+        assert {h: journal.host_states(plan.plan_id)[h] for h in hosts} == dict.fromkeys(hosts, "patched")
+        # the rollback's target is the controller's own pre-flight, never the node's snapshot
+        assert loop._pre_doc("b", outcome) == loop.verify_pre["b"].posture
+        assert loop._pre_versions("b", outcome) == {"labdemo": "1.1"}  # what it read before the wave
+        loop.verify_pre.clear()
+        assert loop._pre_doc("b", outcome) is None
+        # without its own reading: the plan's installed version, never the 0.9 only the node named
+        assert loop._pre_versions("b", outcome) == {"labdemo": "1.0"}
+        loop.close()
+    finally:
+        server.close()
