@@ -22,7 +22,9 @@ CASES: dict[str, dict[str, object]] = {
     "patch_facts": {"vars": {}},
     "patch": {"vars": {"patch_packages": [{"name": "labdemo", "version": "1.1"}], "patch_reboot_ok": False}},
     # Hosts are first moved to labdemo 1.1 by hand; the role must bring them back to 1.0.
-    "rollback": {"vars": {"rollback_packages": [{"name": "labdemo", "version": "1.0"}], "rollback_settle_s": 0}},
+    "rollback": {
+        "vars": {"rollback_packages": [{"name": "labdemo", "version": "1.0"}], "rollback_settle_s": 0}
+    },
 }
 
 
@@ -50,8 +52,12 @@ def test_role_runs_alone_with_plain_ansible_playbook(lab, tmp_path, role):
     extra = json.loads(json.dumps(CASES[role]["vars"]).replace("{out}", str(out)))
     if role == "rollback":
         for host in lab.hosts():
-            moved = lab.exec(host.name, ["sh", "-c", "apt-get update -qq && apt-get install -y -qq labdemo=1.1"])
-            assert lab.exec(host.name, ["labdemo"]).stdout.strip() == "labdemo 1.1", moved.stdout + moved.stderr
+            moved = lab.exec(
+                host.name, ["sh", "-c", "apt-get update -qq && apt-get install -y -qq labdemo=1.1"]
+            )
+            assert lab.exec(host.name, ["labdemo"]).stdout.strip() == "labdemo 1.1", (
+                moved.stdout + moved.stderr
+            )
     first = _play(folder, lab.inventory_path(), extra)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
     second = _play(folder, lab.inventory_path(), extra)
