@@ -21,20 +21,27 @@ from patchbrain.redteam.labhost import (
 )
 
 FLEET = 3  # h01 (canary) and two hosts in the second wave
-# The firewall and SELinux kinds always; $PATCHBRAIN_REDTEAM_SABOTAGE_VARIANTS=all runs every variant.
-DEFAULT_VARIANTS = ("accept-all", "selinux-permissive")
+# A delayed variant weakens the host DELAY_S after its install returned, after the post-install snapshot:
+# only the re-check after the canary's bake (BAKE_S, longer than the delay) can see it.
+DELAY_S = 20
+BAKE_S = 30
 
 
 def variants() -> tuple[str, ...]:
+    """Every sabotaged variant the lab builds (patchbrain.lab.packages.SABOTAGED), or the comma list in
+    $PATCHBRAIN_REDTEAM_SABOTAGE_VARIANTS."""
     from patchbrain.lab import packages
 
     raw = os.environ.get("PATCHBRAIN_REDTEAM_SABOTAGE_VARIANTS", "").strip()
-    immediate = tuple(n for n in packages.SABOTAGED if not n.startswith("delayed"))
-    if raw == "all":
-        return immediate
-    if raw:
+    if raw and raw != "all":
         return tuple(packages.variant(n.strip()).name for n in raw.split(",") if n.strip())
-    return DEFAULT_VARIANTS
+    return packages.SABOTAGED
+
+
+def _delayed(variant: str) -> bool:
+    from patchbrain.lab import packages
+
+    return packages.variant(variant).delay is not None
 
 
 def _state(lab: Any, host: str) -> tuple[str, str, str]:
@@ -56,7 +63,10 @@ def _sabotage(ctx: Context, lab: Any, variant: str) -> Outcome:
 
     hosts = sorted(h.name for h in lab.hosts())[:FLEET]
     before = {h: _state(lab, h) for h in hosts}
-    version, _ = LabContent(lab.dir).publish_variant(variant, formats=("deb",))
+    delayed = _delayed(variant)
+    version, _ = LabContent(lab.dir).publish_variant(
+        variant, delay=DELAY_S if delayed else None, formats=("deb",)
+    )
     path = ctx.workdir / f"sabotage-{variant}-plan.yaml"
     plan = labdemo_plan(
         lab, dict.fromkeys(hosts, version), "1,100%", path, author_key="rt-author", approver_key="rt-approver"
@@ -64,7 +74,7 @@ def _sabotage(ctx: Context, lab: Any, variant: str) -> Outcome:
     canary = list(plan.waves[0])
     store = Store()
     head = audit_head(store)
-    safety = SafetyOptions.from_env(canary_bake_s=0, settle_s=2)
+    safety = SafetyOptions.from_env(canary_bake_s=BAKE_S if delayed else 0, settle_s=2)
     out = rollout(
         plan, inventory=lab.inventory_path(), store=store, plan_file=path, keystore=KeyStore(), safety=safety
     )
@@ -86,7 +96,17 @@ def _sabotage(ctx: Context, lab: Any, variant: str) -> Outcome:
     ]
     first = out.waves[0] if out.waves else None
     safety_rec = dict(first.extra.get("safety", {})) if first is not None else {}
-    for c in safety_rec.get("drift", {}).get("blocking", [])[:6]:
+    phase = (out.halt.detail or {}).get("phase", "wave") if out.halt is not None else None
+    post = safety_rec.get("drift", {}).get("blocking", [])
+    baked = (safety_rec.get("bake") or {}).get("blocking", [])
+    ev.append(
+        Evidence(
+            "note",
+            f"drift gate after the install: {len(post)} blocking change(s); after the canary's bake "
+            f"({BAKE_S if delayed else 0} s): {len(baked)}; halt phase {phase}",
+        )
+    )
+    for c in (post + baked)[:6]:
         ev.append(
             Evidence("diff", f"{c['host']}: {c['effect']} {c['kind']} {c['subject']}: {c['reason']}"[:500])
         )
@@ -123,6 +143,11 @@ def _sabotage(ctx: Context, lab: Any, variant: str) -> Outcome:
         problems.append(f"the rollout was not halted for drift (state {out.state})")
     if len(out.waves) != 1:
         problems.append(f"{len(out.waves)} wave(s) ran: the sabotage got past the canary")
+    if delayed and out.halt is not None and out.halt.kind == "drift" and (phase != "bake" or post):
+        problems.append(
+            f"the delayed sabotage was seen at phase {phase} ({len(post)} change(s) right after the "
+            "install): the bake re-check was not what caught it"
+        )
     if len(touched) != 1:
         problems.append(f"blast radius {len(touched)} host(s), not the one canary")
     if changed:
@@ -136,7 +161,9 @@ def _sabotage(ctx: Context, lab: Any, variant: str) -> Outcome:
         return False, "; ".join(problems), ev
     return (
         True,
-        f"halted at the canary {', '.join(canary)} for drift; canary restored (version, ruleset, SELinux); "
+        f"halted at the canary {', '.join(canary)} for drift"
+        + (f" found by the re-check after the {BAKE_S} s bake" if delayed else "")
+        + "; canary restored (version, ruleset, SELinux); "
         f"blast radius 1 of {len(hosts)} hosts, the others untouched",
         ev,
     )
@@ -149,8 +176,9 @@ def run(ctx: Context) -> list[Check]:
             ctx.log(f"  sabotaged labdemo: {variant}")
             checks.append(
                 attempt(
-                    f"a 'critical' labdemo update whose maintainer script applies {variant!r}, rolled out to "
-                    f"{FLEET} hosts with a one-host canary",
+                    f"a 'critical' labdemo update whose maintainer script applies {variant!r}"
+                    + (f" {DELAY_S} s after the install returned" if _delayed(variant) else "")
+                    + f", rolled out to {FLEET} hosts with a one-host canary",
                     lambda v=variant: _sabotage(ctx, lab, v),  # type: ignore[misc]
                 )
             )
