@@ -56,6 +56,14 @@ def _state(lab: Any, host: str) -> tuple[str, str, str]:
     )
 
 
+def _states(lab: Any, hosts: list[str]) -> dict[str, tuple[str, str, str]]:
+    """`_state` of every host, read over SSH a few hosts at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(hosts, pool.map(lambda h: _state(lab, h), hosts), strict=True))
+
+
 def _attack(variant: str, hosts: int) -> str:
     return (
         f"a 'critical' labdemo update whose maintainer script {_what(variant)}"
@@ -87,7 +95,7 @@ def _sabotage(ctx: Context, lab: Any, group: tuple[str, ...]) -> list[Check]:
     from patchbrain.store import Store
 
     hosts = sorted(h.name for h in lab.hosts())[: len(group) + OTHERS]
-    before = {h: _state(lab, h) for h in hosts}
+    before = _states(lab, hosts)
     delayed = any(_delayed(v) for v in group)
     lc = LabContent(lab.dir)
     versions = {
@@ -112,7 +120,7 @@ def _sabotage(ctx: Context, lab: Any, group: tuple[str, ...]) -> list[Check]:
     out = rollout(
         plan, inventory=lab.inventory_path(), store=store, plan_file=path, keystore=KeyStore(), safety=safety
     )
-    after = {h: _state(lab, h) for h in hosts}
+    after = _states(lab, hosts)
     touched = [h for h in hosts if any(w for w in out.waves if h in {r.host for r in w.hosts})]
     changed = [h for h in hosts if after[h] != before[h]]
     readings = second_channel(lab, hosts)
