@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -383,8 +384,9 @@ def _background_rollout(ctx: Context, path: Path, name: str, *args: str) -> subp
         )
 
 
-def _resume(lab: Any, plan: Any, path: Path, store: Any) -> Any:
-    """`rollout --resume` in this process (so a defence switched off by the red-team hook applies)."""
+def _rollout(lab: Any, plan: Any, path: Path, store: Any, *, resume: bool = False) -> Any:
+    """A rollout (`resume`: `rollout --resume`) in this process, so a defence switched off by the red-team
+    hook applies to it."""
     from patchbrain.executor.rollout import rollout
     from patchbrain.keys import KeyStore
     from patchbrain.safety.options import SafetyOptions
@@ -395,7 +397,7 @@ def _resume(lab: Any, plan: Any, path: Path, store: Any) -> Any:
         store=store,
         plan_file=path,
         keystore=KeyStore(),
-        resume=True,
+        resume=resume,
         safety=SafetyOptions.from_env(canary_bake_s=0, settle_s=2),
     )
 
@@ -465,7 +467,7 @@ def _killed_controller(ctx: Context, lab: Any, version: str) -> Outcome:
     record = Journal(store).plan(plan.plan_id)
     at_kill = dict(record.hosts) if record is not None else {}
     waves_at_kill = [w.state for w in record.waves] if record is not None else []
-    out = _resume(lab, plan, path, store)
+    out = _rollout(lab, plan, path, store, resume=True)
     resumed = dict(out.resumed or {})
     verdicts = {h: v["state"] for h, v in dict(resumed.get("reverified", {})).items()}
     ev = [
@@ -535,43 +537,65 @@ def _bad_wave(ctx: Context, lab: Any, version: str) -> list[Check]:
     with small_disk(lab, full, ctx.workdir, lambda: lab.up(FLEET)):
         left = fill_disk(lab, full)
         notes[full].append(Evidence("note", f"{full}: its disk filled from inside, {left} KiB left on /"))
-        proc = _background_rollout(ctx, path, "badwave")
+        # the rollout runs here (a defence switched off by the red-team hook applies to it); the faults are
+        # injected from another thread as the rollout reaches them
         pre_dir = wave_dir(plan.plan_id, 2) / f"{plan.plan_id}-w2-preflight"
         patch_dir = wave_dir(plan.plan_id, 2) / f"{plan.plan_id}-w2-patch"
-        try:
-            wait_for(
-                "wave 2's pre-flight",
-                lambda: (
-                    any(e.get("event") == "playbook_on_task_start" for e in run_events(pre_dir))
-                    or proc.poll() is not None
-                ),
-            )
-            kill_host(lab, dies)
-            notes[dies].append(Evidence("note", f"{dies}: every process killed during wave 2's pre-flight"))
-            wait_for(
-                "the install on the SSH victim",
-                lambda: (
-                    task_event(patch_dir, "runner_on_start", INSTALL_TASK, drops) or proc.poll() is not None
-                ),
-            )
-            drop_ssh(lab, drops)
-            notes[drops].append(
-                Evidence("note", f"{drops}: SSH dropped (established too) during the install")
-            )
+        done = threading.Event()
+        injector_error: list[str] = []
+
+        def inject() -> None:
             try:
                 wait_for(
-                    "Ansible to give up on the SSH victim",
-                    lambda: host_gone(patch_dir, drops) or proc.poll() is not None,
-                    timeout=900,
+                    "wave 2's pre-flight",
+                    lambda: (
+                        any(e.get("event") == "playbook_on_task_start" for e in run_events(pre_dir))
+                        or done.is_set()
+                    ),
                 )
-            finally:
-                restore_ssh(lab, drops)
+                if done.is_set():
+                    return
+                kill_host(lab, dies)
+                notes[dies].append(
+                    Evidence("note", f"{dies}: every process killed during wave 2's pre-flight")
+                )
+                wait_for(
+                    "the install on the SSH victim",
+                    lambda: task_event(patch_dir, "runner_on_start", INSTALL_TASK, drops) or done.is_set(),
+                )
+                if done.is_set():
+                    return
+                drop_ssh(lab, drops)
+                notes[drops].append(
+                    Evidence("note", f"{drops}: SSH dropped (established too) during the install")
+                )
+                try:
+                    wait_for(
+                        "Ansible to give up on the SSH victim",
+                        lambda: host_gone(patch_dir, drops) or done.is_set(),
+                        timeout=900,
+                    )
+                finally:
+                    restore_ssh(lab, drops)
+            except Exception as exc:
+                injector_error.append(f"{type(exc).__name__}: {exc}")
+
+        injector = threading.Thread(target=inject, name="pb-redteam-faults", daemon=True)
+        injector.start()
+        try:
+            out = _rollout(lab, plan, path, store)
         finally:
-            rc = proc.wait(1800)
-        text = (ctx.workdir / "badwave.out").read_text()
-        doc = json.loads(text) if text.strip() else {}
-        states = {h["host"]: h["state"] for w in doc.get("waves", []) for h in w["hosts"]}
-        halt = doc.get("halt") or {}
+            done.set()
+            injector.join(960)
+        if injector_error:
+            raise RuntimeError(f"injecting the faults failed: {injector_error[0]}")
+        states = {h.host: h.state for w in out.waves for h in w.hosts}
+        halt = (
+            {"kind": out.halt.kind, "hosts": list(out.halt.hosts), "reason": out.halt.reason}
+            if out.halt is not None
+            else {}
+        )
+        doc = {"state": out.state}
         details = {
             t.host: t.detail
             for t in Journal(store).history(plan.plan_id)
@@ -579,8 +603,7 @@ def _bad_wave(ctx: Context, lab: Any, version: str) -> list[Check]:
         }
         first_run = Evidence(
             "note",
-            f"rollout exit {rc}, state {doc.get('state')}, halt {halt.get('kind')} on {halt.get('hosts')}; "
-            f"hosts {states}",
+            f"rollout {out.state}, halt {halt.get('kind')} on {halt.get('hosts')}; hosts {states}",
         )
         for h in notes:
             notes[h] += [first_run, Evidence("note", f"journal {h}: {details.get(h, '')}"[:600])]
@@ -593,7 +616,7 @@ def _bad_wave(ctx: Context, lab: Any, version: str) -> list[Check]:
         lab.up(FLEET)
         free_disk(lab, full)
         try:
-            resumed = _resume(lab, plan, path, store)
+            resumed = _rollout(lab, plan, path, store, resume=True)
         except Exception as exc:  # a resume that refuses is judged below, with the reason
             resume_error = f"{type(exc).__name__}: {exc}"
         # read before the small disk goes (afterwards the host is back on its disk from before the block)
