@@ -106,3 +106,4 @@ class Scenario:
     defences: tuple[str, ...]  # names in patchbrain.redteam.defences that this scenario relies on
     needs_hosts: bool
     run: Callable[[Context], list[Check]]
+    hosts: int = 0  # how many lab hosts it attacks (the runner's shared lab has as many as the most needs)

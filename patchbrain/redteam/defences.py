@@ -193,6 +193,45 @@ def _no_rollout_lock() -> list[tuple[Any, str, Any]]:
     return [(R, "acquire_lock", unchecked)]
 
 
+def _no_failure_threshold() -> list[tuple[Any, str, Any]]:
+    """Every wave may fail on any number of hosts (a rollout that never halts for failed hosts)."""
+    from patchbrain.plans import Plan
+
+    real = Plan.wave_schedule
+
+    def unbounded(self: Any, index: int) -> Any:
+        return dataclasses.replace(real(self, index), max_failures=1_000_000)
+
+    return [(Plan, "wave_schedule", unbounded)]
+
+
+def _no_resume_reverify() -> list[tuple[Any, str, Any]]:
+    """A resume that trusts the journal instead of the hosts: every interrupted host of the wave runs
+    again (what a controller without the second-channel re-read does)."""
+    from patchbrain.executor import resume as RS
+
+    def journal_only(plan: Any, reading: Any, journal_state: str) -> Any:
+        if journal_state in ("patched", "unchanged"):
+            return RS.Verdict(reading.host, journal_state, "trusted the journal", {})
+        return RS.Verdict(reading.host, "pending", "run again (re-read switched off)", {})
+
+    return [(RS, "judge", journal_only)]
+
+
+def _no_disk_preflight() -> list[tuple[Any, str, Any]]:
+    """Rollouts that start on hosts whatever their free space (the pre-flight's minimum set to 0 MiB)."""
+    from patchbrain.executor import runner
+
+    real = runner.run
+
+    def anyway(req: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(req.playbook).endswith("rollout.yml"):
+            req = dataclasses.replace(req, extravars={**dict(req.extravars), "patchbrain_min_free_mb": 0})
+        return real(req, *args, **kwargs)
+
+    return [(runner, "run", anyway)]
+
+
 DEFENCES: dict[str, Defence] = {
     d.name: d
     for d in (
@@ -207,6 +246,9 @@ DEFENCES: dict[str, Defence] = {
         Defence("drift-gate", "the safety loop's drift gate (halt at the canary, roll back)", _no_drift_gate),
         Defence("signal-distrust", "signals confirmed by the host's health checks", _no_signal_distrust),
         Defence("rollout-lock", "one rollout per host at a time (the rollout lock)", _no_rollout_lock),
+        Defence("failure-threshold", "a wave halts when too many hosts fail", _no_failure_threshold),
+        Defence("resume-reverify", "--resume re-reads interrupted hosts first", _no_resume_reverify),
+        Defence("disk-preflight", "the pre-flight refuses a host with a full disk", _no_disk_preflight),
     )
 }  # fmt: skip
 

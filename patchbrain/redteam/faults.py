@@ -1,24 +1,40 @@
-"""Scenario 9, faults, on real lab hosts (3 apt hosts): a second rollout started while a first holds some
-of its hosts must be refused naming the holder (plan, pid, machine) before anything runs; a host whose
-package manager's lock is held by another process must fail after a bounded wait that names the holder,
-leave the host untouched, and the rest of the rollout must not hang. The lock holders (`HOLD_APT`,
-`HOLD_DNF`, `hold_package_lock`) are shared with tests/lab/test_faults_lab.py."""
+"""Scenario 9, faults, on real lab hosts (4 apt hosts), and the fault mechanics the faults lab tests share.
+
+The attacks: a second rollout started while a first holds some of its hosts (refused naming the holder); a
+package manager's lock held on a host (bounded wait naming the holder); the controller SIGKILLed mid-wave,
+then `--resume` (nothing patched twice: the hosts already patched are re-read and left alone); one bad wave
+in which a host dies, another loses SSH mid-install and a third has a full disk (each failed or unreachable,
+never patched, the wave halted per its threshold; after the repairs `--resume` re-reads and patches them,
+each upgraded exactly once). Evidence: journal states and histories, audit record ids, the Ansible events of
+every run, versions and `/var/log/dpkg.log` upgrade counts read again over SSH.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from patchbrain.redteam.base import Check, Context, Evidence, Scenario
 from patchbrain.redteam.common import Outcome, attempt, audit_evidence, audit_head, audit_since
 from patchbrain.redteam.labhost import installed_version, lab_host, labdemo_plan
 
-FLEET = 3
+FLEET = 4  # h01 the canary; the second wave has three hosts (one per fault of the bad wave)
 LOCK_TIMEOUT_S = 15
+INSTALL_TASK = "Install the named versions with apt"
+LOCK_TASK = (
+    "Wait until no other package manager holds the package database (at most patch_lock_timeout seconds)"
+)
+DISK_REFUSAL = "Refuse a host without enough free disk space to patch: not enough free disk space"
+_SSH_DROP_TAG = "pb-faults-ssh-drop"
 
 # What a running apt (python3-apt's own system lock: dpkg's lock-frontend and lock) or dnf (its RPMDB lock)
 # holds; each holder writes its pid to /run/holder.pid, then sleeps.
@@ -27,6 +43,9 @@ HOLD_APT = "import apt_pkg, os, time; apt_pkg.init(); apt_pkg.pkgsystem_lock(); 
 HOLD_DNF = (
     "import dnf.lock, os, time; dnf.lock.build_rpmdb_lock('/var/lib/dnf', True).__enter__(); " + _PIDFILE
 )
+
+
+# -- fault mechanics (shared with tests/lab/test_faults_lab.py) ---------------------------------------------
 
 
 def wait_for(what: str, cond: Callable[[], Any], timeout: float = 1500, every: float = 0.25) -> Any:
@@ -54,6 +73,160 @@ def hold_package_lock(lab: Any, host: str, code: str) -> int:
 
 def release_package_lock(lab: Any, host: str) -> None:
     lab.exec(host, ["sh", "-c", 'kill "$(cat /run/holder.pid)" 2>/dev/null; rm -f /run/holder.pid'])
+
+
+def host_record(lab: Any, host: str) -> Any:
+    return {r.name: r for r in lab.hosts()}[host]
+
+
+def wave_dir(plan_id: str, wave: int) -> Path:
+    """The artifacts folder of wave `wave` (1-based) of a plan's rollout."""
+    from patchbrain import config
+
+    return config.artifacts_dir() / f"{plan_id}-w{wave}"
+
+
+def run_events(run_dir: Path) -> list[dict[str, Any]]:
+    """ansible-runner's events of one run so far (files still being written are skipped)."""
+    out: list[dict[str, Any]] = []
+    folder = Path(run_dir) / "job_events"
+    if folder.is_dir():
+        for f in folder.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                out.append(json.loads(f.read_text()))
+    return out
+
+
+def task_event(run_dir: Path, event: str, task: str, host: str | None = None) -> dict[str, Any] | None:
+    """The first event `event` of task `task` (on `host`) in a run's events, if any yet."""
+    for e in run_events(run_dir):
+        data = e.get("event_data", {})
+        if e.get("event") == event and data.get("task") == task and host in (None, data.get("host")):
+            return e
+    return None
+
+
+def host_gone(run_dir: Path, host: str) -> bool:
+    """Whether Ansible gave up on `host` in that run (unreachable, or a task failed)."""
+    return any(
+        e.get("event") in ("runner_on_unreachable", "runner_on_failed")
+        and e.get("event_data", {}).get("host") == host
+        for e in run_events(run_dir)
+    )
+
+
+def installs(plan_id: str, wave: int) -> dict[str, int]:
+    """How many times the install task succeeded on each host, over every patch run of the wave (the
+    interrupted run and the resumed ones): more than 1 means a host was patched twice."""
+    counts: dict[str, int] = {}
+    for run_dir in sorted(wave_dir(plan_id, wave).glob("*patch")):
+        for e in run_events(run_dir):
+            data = e.get("event_data", {})
+            if e.get("event") == "runner_on_ok" and data.get("task") == INSTALL_TASK:
+                counts[data["host"]] = counts.get(data["host"], 0) + 1
+    return counts
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL a process and every descendant (ansible-playbook runs in its own session under pexpect)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    for p in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGSTOP)  # freeze all first, so none reacts to the others dying
+    for p in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+    return tree
+
+
+def kill_host(lab: Any, host: str) -> None:
+    """Every process of the host ends at once, its PID 1 included (power loss); `lab.up` starts it again
+    with its disk as it was."""
+    from patchbrain.lab import net
+
+    net.kill_namespaces([host_record(lab, host).netns])
+
+
+def _host_nft(lab: Any, host: str, *args: str) -> str:
+    argv = ["ip", "netns", "exec", host_record(lab, host).netns, "nft", *args]
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def drop_ssh(lab: Any, host: str) -> None:
+    """The host's own firewall drops port 22, established connections too (a link gone silent)."""
+    _host_nft(lab, host, "insert", "rule", "inet", "filter", "input", "tcp", "dport", "22", "drop",
+              "comment", _SSH_DROP_TAG)  # fmt: skip
+
+
+def restore_ssh(lab: Any, host: str) -> None:
+    """Remove what `drop_ssh` inserted."""
+    for line in _host_nft(lab, host, "-a", "list", "chain", "inet", "filter", "input").splitlines():
+        if _SSH_DROP_TAG in line:
+            handle = line.split("handle")[-1].strip()
+            _host_nft(lab, host, "delete", "rule", "inet", "filter", "input", "handle", handle)
+
+
+@contextlib.contextmanager
+def small_disk(
+    lab: Any, host: str, scratch: Path, up: Callable[[], Any], size_mb: int = 256
+) -> Iterator[None]:
+    """Run `host` on a disk of `size_mb` MiB: its folder (overlay upper and work dirs) moves onto a tmpfs
+    while it is stopped, then `up()` starts it again. Afterwards the host is stopped, the tmpfs unmounted
+    and `up()` called again; the caller resets the host (its disk is as it was before the block)."""
+    rec = host_record(lab, host)
+    hostdir = Path(rec.dir)
+    kill_host(lab, host)
+    keep = scratch / f"{host}-disk"
+    subprocess.run(["cp", "-a", str(hostdir), str(keep)], check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "pbfaults", str(hostdir)], check=True
+    )
+    try:
+        subprocess.run(["cp", "-a", f"{keep}/.", str(hostdir)], check=True)
+        up()
+        yield
+    finally:
+        kill_host(lab, host)
+        subprocess.run(["umount", "-l", str(hostdir)], check=False)
+        up()
+
+
+def fill_disk(lab: Any, host: str) -> int:
+    """Fill the host's root filesystem from inside; the KiB left."""
+    fill = "dd if=/dev/zero of=/var/tmp/fill bs=1M; dd if=/dev/zero of=/var/tmp/fill2 bs=4k; df -Pk /"
+    proc = lab.exec(host, ["sh", "-c", fill], timeout=300)
+    return int(str(proc.stdout).splitlines()[-1].split()[3])
+
+
+def free_disk(lab: Any, host: str) -> None:
+    lab.exec(host, ["rm", "-f", "/var/tmp/fill", "/var/tmp/fill2"], check=True)  # noqa: S108 (on the host)
+
+
+def installed_status(lab: Any, host: str, package: str = "labdemo") -> str:
+    """`<version> <dpkg status>` of `package` read with the real dpkg-query over SSH (`ii` = installed
+    cleanly)."""
+    proc = lab.exec(
+        host, ["/usr/bin/dpkg-query", "-W", "-f", "${Version} ${db:Status-Abbrev}", package], timeout=120
+    )
+    return str(proc.stdout).strip()
+
+
+def upgrades(lab: Any, host: str, package: str = "labdemo") -> int:
+    """How many times dpkg upgraded `package` on `host` (dpkg's own log, not Ansible's word)."""
+    proc = lab.exec(
+        host, ["sh", "-c", f"grep -c ' upgrade {package}:' /var/log/dpkg.log || true"], timeout=120
+    )
+    return int(str(proc.stdout).strip() or 0)
 
 
 def _plan(ctx: Context, lab: Any, name: str, hosts: list[str], version: str, spec: str) -> tuple[Any, Any]:
@@ -180,8 +353,10 @@ def _package_lock(ctx: Context, lab: Any, version: str) -> Outcome:
         Evidence("note", f"{host} has labdemo {now}"),
         *(audit_evidence(r, ("state", "halt")) for r in audit_since(store, head, "rollout.end")),
     ]
+    halted = out.halt is not None and out.halt.kind == "failures" and host in out.halt.hosts
     ok = (
         states.get(host) == "failed"
+        and halted
         and f"locked by pid {holder}" in detail
         and f"gave up after {LOCK_TIMEOUT_S} s" in detail
         and now == before
@@ -191,9 +366,341 @@ def _package_lock(ctx: Context, lab: Any, version: str) -> Outcome:
         f"{host} failed after a bounded wait ({took:.0f} s in all), naming the lock holder pid {holder}; "
         f"left at {now}"
         if ok
-        else f"{host} ended {states.get(host)} ({detail or 'no failure detail'}); labdemo {now}",
+        else f"{host} ended {states.get(host)} ({detail or 'no failure detail'}); rollout {out.state}"
+        f"{'' if halted else ', NOT halted for the failure'}; labdemo {now}",
         ev,
     )
+
+
+def _background_rollout(ctx: Context, path: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
+    """`patchbrain rollout PATH --json ARGS` in another process (canary bake 0 s), output in files."""
+    env = {**os.environ, "PATCHBRAIN_CANARY_BAKE": "0s"}
+    with (ctx.workdir / f"{name}.out").open("w") as o, (ctx.workdir / f"{name}.err").open("w") as e:
+        return subprocess.Popen(
+            [sys.executable, "-m", "patchbrain", "rollout", str(path), "--json", *args],
+            stdout=o,
+            stderr=e,
+            env=env,
+        )
+
+
+def _rollout(lab: Any, plan: Any, path: Path, store: Any, *, resume: bool = False) -> Any:
+    """A rollout (`resume`: `rollout --resume`) in this process, so a defence switched off by the red-team
+    hook applies to it."""
+    from patchbrain.executor.rollout import rollout
+    from patchbrain.keys import KeyStore
+    from patchbrain.safety.options import SafetyOptions
+
+    return rollout(
+        plan,
+        inventory=lab.inventory_path(),
+        store=store,
+        plan_file=path,
+        keystore=KeyStore(),
+        resume=resume,
+        safety=SafetyOptions.from_env(canary_bake_s=0, settle_s=2),
+    )
+
+
+def _landed(lab: Any, hosts: list[str], plan: Any, version: str) -> tuple[list[str], list[Evidence]]:
+    """Nothing lost, nothing patched twice: each host at `version` installed cleanly (re-read over SSH),
+    upgraded exactly once by dpkg, the install task run once over every run of the plan's waves."""
+    problems: list[str] = []
+    runs: dict[str, int] = {}
+    for wave in range(1, len(plan.waves) + 1):
+        for host, n in installs(plan.plan_id, wave).items():
+            runs[host] = runs.get(host, 0) + n
+    ev = []
+    for host in hosts:
+        status, n = installed_status(lab, host), upgrades(lab, host)
+        ev.append(
+            Evidence(
+                "note",
+                f"{host}: dpkg-query {status!r}; dpkg.log upgrades {n}; install task ran "
+                f"{runs.get(host, 0)} time(s)",
+            )
+        )
+        if status != f"{version} ii":
+            problems.append(f"{host} has {status!r}, not {version} installed cleanly (lost)")
+        if n > 1 or runs.get(host, 0) > 1:
+            problems.append(f"{host} patched twice (dpkg upgrades {n}, install task {runs.get(host, 0)}x)")
+    return problems, ev
+
+
+def _audit_verifies(store: Any) -> tuple[bool, Evidence]:
+    """`audit verify` on the scenario's log: the interrupted and resumed runs left an intact chain."""
+    from patchbrain.audit import AuditLog
+
+    res = AuditLog(store).verify()
+    return bool(res.ok), Evidence("audit", f"audit verify: ok={res.ok} problem={res.problem}"[:600])
+
+
+def _history(store: Any, plan_id: str, host: str) -> list[str]:
+    from patchbrain.journal import Journal
+
+    return [t.state for t in Journal(store).history(plan_id, host)]
+
+
+def _killed_controller(ctx: Context, lab: Any, version: str) -> Outcome:
+    from patchbrain.journal import Journal
+    from patchbrain.store import Store
+
+    hosts = [h.name for h in lab.hosts()][:FLEET]
+    plan, path = _plan(ctx, lab, "killed", hosts, version, "1,100%")
+    w1, w2 = list(plan.waves[0]), list(plan.waves[1])
+    store = Store()
+    head = audit_head(store)
+    # forks 1: the second wave installs one host after the other, so the kill lands between hosts
+    proc = _background_rollout(ctx, path, "killed", "--forks", "1")
+    patch_dir = wave_dir(plan.plan_id, 2) / f"{plan.plan_id}-w2-patch"
+    try:
+        first = wait_for(
+            "the first install of wave 2",
+            lambda: task_event(patch_dir, "runner_on_ok", INSTALL_TASK) or (proc.poll() is not None and "x"),
+        )
+        if first == "x":
+            raise RuntimeError(f"the rollout ended before it could be killed: exit {proc.returncode}")
+        killed = kill_tree(proc.pid)
+    finally:
+        proc.wait(120)
+    done_first = str(first["event_data"]["host"])
+    record = Journal(store).plan(plan.plan_id)
+    at_kill = dict(record.hosts) if record is not None else {}
+    waves_at_kill = [w.state for w in record.waves] if record is not None else []
+    out = _rollout(lab, plan, path, store, resume=True)
+    resumed = dict(out.resumed or {})
+    verdicts = {h: v["state"] for h, v in dict(resumed.get("reverified", {})).items()}
+    ev = [
+        Evidence(
+            "note",
+            f"rollout pid {proc.pid} SIGKILLed with {len(killed) - 1} descendant(s) right after "
+            f"the install on {done_first} (wave 2, forks 1); journal then: waves {waves_at_kill}, "
+            f"hosts {at_kill}",
+        ),
+        Evidence(
+            "note",
+            f"resume: re-verified {verdicts}; ran again {list(resumed.get('to_run', []))}; "
+            f"lock taken over {[dict(x).get('pid') for x in out.lock_taken_over]}; rollout {out.state}",
+        ),
+    ]
+    ev += [Evidence("note", f"journal {h}: {' > '.join(_history(store, plan.plan_id, h))}") for h in hosts]
+    ev += [
+        audit_evidence(r, ("state", "reverified", "to_run"))
+        for r in audit_since(store, head)
+        if r.subject.startswith(plan.plan_id)
+    ]
+    problems, landed = _landed(lab, hosts, plan, version)
+    ev += landed
+    intact, verified = _audit_verifies(store)
+    ev.append(verified)
+    if not intact:
+        problems.append("the audit log does not verify")
+    if waves_at_kill != ["done", "running"] or any(at_kill.get(h) != "running" for h in w2):
+        problems.append(f"the journal did not hold the interrupted wave (waves {waves_at_kill})")
+    if out.state != "done":
+        problems.append(f"the resumed rollout ended {out.state}")
+    if verdicts.get(done_first) != "patched" or done_first in resumed.get("to_run", []):
+        problems.append(f"{done_first}, patched before the kill, was not re-read as patched and left alone")
+    if sorted(verdicts) != sorted(w2):
+        problems.append(f"re-verified {sorted(verdicts)}, not the interrupted wave {sorted(w2)}")
+    if not any(dict(x).get("pid") == proc.pid for x in out.lock_taken_over):
+        problems.append("the dead controller's lock was not taken over as stale")
+    if problems:
+        return False, "; ".join(problems), ev
+    return (
+        True,
+        f"controller killed mid-wave 2; --resume re-read {', '.join(sorted(verdicts))} over the second "
+        f"channel, "
+        f"left {done_first} (patched before the kill) alone, ran {list(resumed.get('to_run', []))}; every "
+        f"host at {version}, each upgraded once ({', '.join(w1 + w2)})",
+        ev,
+    )
+
+
+def _bad_wave(ctx: Context, lab: Any, version: str) -> list[Check]:
+    """One rollout whose second wave meets three faults at once: a host dies in pre-flight, another's SSH
+    drops during the install, a third has a full disk. One check per fault, judged from the same run and
+    from the `--resume` after the repairs."""
+    from patchbrain.journal import Journal
+    from patchbrain.store import Store
+
+    hosts = [h.name for h in lab.hosts()][:FLEET]
+    plan, path = _plan(ctx, lab, "badwave", hosts, version, "1,100%")
+    w2 = list(plan.waves[1])
+    dies, drops, full = w2[0], w2[1], w2[2]
+    store = Store()
+    head = audit_head(store)
+    doc: dict[str, Any] = {}
+    notes: dict[str, list[Evidence]] = {dies: [], drops: [], full: []}
+    resumed: Any = None
+    resume_error = ""
+    with small_disk(lab, full, ctx.workdir, lambda: lab.up(FLEET)):
+        left = fill_disk(lab, full)
+        notes[full].append(Evidence("note", f"{full}: its disk filled from inside, {left} KiB left on /"))
+        # the rollout runs here (a defence switched off by the red-team hook applies to it); the faults are
+        # injected from another thread as the rollout reaches them
+        pre_dir = wave_dir(plan.plan_id, 2) / f"{plan.plan_id}-w2-preflight"
+        patch_dir = wave_dir(plan.plan_id, 2) / f"{plan.plan_id}-w2-patch"
+        done = threading.Event()
+        injector_error: list[str] = []
+
+        def inject() -> None:
+            try:
+                wait_for(
+                    "wave 2's pre-flight",
+                    lambda: (
+                        any(e.get("event") == "playbook_on_task_start" for e in run_events(pre_dir))
+                        or done.is_set()
+                    ),
+                )
+                if done.is_set():
+                    return
+                kill_host(lab, dies)
+                notes[dies].append(
+                    Evidence("note", f"{dies}: every process killed during wave 2's pre-flight")
+                )
+                wait_for(
+                    "the install on the SSH victim",
+                    lambda: task_event(patch_dir, "runner_on_start", INSTALL_TASK, drops) or done.is_set(),
+                )
+                if done.is_set():
+                    return
+                drop_ssh(lab, drops)
+                notes[drops].append(
+                    Evidence("note", f"{drops}: SSH dropped (established too) during the install")
+                )
+                try:
+                    wait_for(
+                        "Ansible to give up on the SSH victim",
+                        lambda: host_gone(patch_dir, drops) or done.is_set(),
+                        timeout=900,
+                    )
+                finally:
+                    restore_ssh(lab, drops)
+            except Exception as exc:
+                injector_error.append(f"{type(exc).__name__}: {exc}")
+
+        injector = threading.Thread(target=inject, name="pb-redteam-faults", daemon=True)
+        injector.start()
+        try:
+            out = _rollout(lab, plan, path, store)
+        finally:
+            done.set()
+            injector.join(960)
+        if injector_error:
+            raise RuntimeError(f"injecting the faults failed: {injector_error[0]}")
+        states = {h.host: h.state for w in out.waves for h in w.hosts}
+        halt = (
+            {"kind": out.halt.kind, "hosts": list(out.halt.hosts), "reason": out.halt.reason}
+            if out.halt is not None
+            else {}
+        )
+        doc = {"state": out.state}
+        details = {
+            t.host: t.detail
+            for t in Journal(store).history(plan.plan_id)
+            if t.state in ("failed", "unreachable")
+        }
+        first_run = Evidence(
+            "note",
+            f"rollout {out.state}, halt {halt.get('kind')} on {halt.get('hosts')}; hosts {states}",
+        )
+        for h in notes:
+            notes[h] += [first_run, Evidence("note", f"journal {h}: {details.get(h, '')}"[:600])]
+            notes[h].append(
+                Evidence("note", f"{h} after the faulty run: {installed_status(lab, h)!r}")
+                if h != dies
+                else Evidence("note", f"{dies} down")
+            )
+        # the repairs: the dead host boots with its disk as it was, the link is back, space is freed
+        lab.up(FLEET)
+        free_disk(lab, full)
+        try:
+            resumed = _rollout(lab, plan, path, store, resume=True)
+        except Exception as exc:  # a resume that refuses is judged below, with the reason
+            resume_error = f"{type(exc).__name__}: {exc}"
+        # read before the small disk goes (afterwards the host is back on its disk from before the block)
+        landed_problems, landed = _landed(lab, hosts, plan, version)
+    info = dict(resumed.resumed or {}) if resumed is not None else {}
+    verdicts = {h: dict(v) for h, v in dict(info.get("reverified", {})).items()}
+    to_run = list(info.get("to_run", []))
+    resume_ev = Evidence(
+        "note",
+        f"resume: {resumed.state if resumed is not None else resume_error}; re-verified "
+        f"{ {h: v.get('state') for h, v in verdicts.items()} }; ran again {to_run}",
+    )
+    audit = [
+        audit_evidence(r, ("state", "halt", "to_run"))
+        for r in audit_since(store, head)
+        if r.subject.startswith(plan.plan_id)
+        and r.action in ("rollout.wave.end", "rollout.resume", "rollout.end")
+    ]
+    intact, verified = _audit_verifies(store)
+    if not intact:
+        landed_problems += [f"{h} : the audit log does not verify" for h in (dies, drops, full)]
+    halted = doc.get("state") == "halted" and halt.get("kind") == "failures"
+
+    def judge(host: str, what: str, want_first: tuple[str, ...], extra: list[str]) -> Check:
+        problems = list(extra)
+        if states.get(host) not in want_first:
+            problems.append(
+                f"{host} ended {states.get(host)} in the faulty run, not {' or '.join(want_first)}"
+            )
+        if not halted or host not in halt.get("hosts", []):
+            problems.append(
+                f"the wave was not halted per its threshold (0 failures allowed) naming {host} "
+                f"(state {doc.get('state')}, halt {halt or None})"
+            )
+        if resumed is None or resumed.state != "done":
+            problems.append(
+                f"the resume did not finish ({resume_error or (resumed.state if resumed else '?')})"
+            )
+        problems += [p for p in landed_problems if p.startswith(host + " ")]
+        ev = [
+            *notes[host],
+            resume_ev,
+            Evidence("note", f"journal {host}: {' > '.join(_history(store, plan.plan_id, host))}"),
+            *audit,
+            *(e for e in landed if e.text.startswith(host + ":")),
+            verified,
+        ]
+        if problems:
+            return Check(what, False, "; ".join(problems), tuple(ev))
+        return Check(
+            what,
+            True,
+            f"{host} {states[host]} (never patched) in the faulty run, wave halted naming it; after the "
+            f"repair --resume re-read it ({verdicts.get(host, {}).get('state')}) and it ended at {version}, "
+            "upgraded once",
+            tuple(ev),
+        )
+
+    disk_detail = details.get(full, "")
+    return [
+        judge(
+            dies,
+            "a host killed (every process, PID 1 too) during the wave's pre-flight",
+            ("unreachable",),
+            [],
+        ),
+        judge(
+            drops,
+            "SSH to a host dropped (established connections too) during the install task",
+            ("unreachable", "failed"),
+            [],
+        ),
+        judge(
+            full,
+            "a host whose disk is full when the rollout reaches it",
+            ("failed",),
+            []
+            if DISK_REFUSAL in disk_detail
+            else [
+                f"{full} was not refused for disk space before anything ran "
+                f"({disk_detail[:200] or 'no detail'})"
+            ],
+        ),
+    ]
 
 
 def run(ctx: Context) -> list[Check]:
@@ -201,7 +708,7 @@ def run(ctx: Context) -> list[Check]:
 
     with lab_host(ctx, FLEET) as lab:
         version, _ = LabContent(lab.dir).publish_variant("benign", formats=("deb",))
-        return [
+        checks = [
             attempt(
                 "a second rollout started on hosts a running rollout holds",
                 lambda: _second_rollout(ctx, lab, version),
@@ -211,14 +718,38 @@ def run(ctx: Context) -> list[Check]:
                 lambda: _package_lock(ctx, lab, version),
             ),
         ]
+        lab.reset()
+        checks.append(
+            attempt(
+                "the controller SIGKILLed mid-wave (its Ansible too), then the rollout resumed",
+                lambda: _killed_controller(ctx, lab, version),
+            )
+        )
+        lab.reset()
+        try:
+            checks += _bad_wave(ctx, lab, version)
+        except Exception as exc:
+            checks.append(
+                Check(
+                    "a host killed, SSH dropped and a full disk in one wave",
+                    False,
+                    f"error while attacking: {type(exc).__name__}: {exc}"[:800],
+                )
+            )
+        finally:
+            if ctx.lab is not None:
+                lab.reset()
+        return checks
 
 
 SCENARIO = Scenario(
     name="faults",
     number=9,
     title="Faults",
-    attacked="the rollout lock (a second rollout on held hosts) and a package manager's lock held on a host",
-    defences=("rollout-lock",),
+    attacked="the rollout lock, package-manager lock waits, --resume after a killed controller, a wave in "
+    "which a host dies, SSH drops and a disk is full",
+    defences=("rollout-lock", "failure-threshold", "resume-reverify", "disk-preflight"),
     needs_hosts=True,
     run=run,
+    hosts=FLEET,
 )

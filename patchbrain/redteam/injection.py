@@ -273,4 +273,5 @@ SCENARIO = Scenario(
     defences=("package-grammar",),
     needs_hosts=True,
     run=run,
+    hosts=1,
 )

@@ -122,10 +122,12 @@ def labdemo_plan(
     author_key: str,
     approver_key: str,
     approve: bool = True,
+    canaries: Sequence[str] | None = None,
 ) -> Any:
     """A plan for labdemo at `candidates` ({host: version}) without a discovery run: hosts from the lab
     inventory at their base version (1.0 / 1.0-1), signed by `author_key`, written to `path`, approved
-    with `approver_key` (both created in the current keystore when missing); returns the loaded plan."""
+    with `approver_key` (both created in the current keystore when missing); returns the loaded plan.
+    `canaries`: the hosts flagged canary (the canary wave), instead of the inventory's flags."""
     from patchbrain.approvals import policy_from_env, record_approval, sign_authorship
     from patchbrain.inventory import load_hosts
     from patchbrain.keys import KeyStore
@@ -135,6 +137,8 @@ def labdemo_plan(
 
     inv = lab.inventory_path()
     hosts = [h for h in load_hosts(inv) if h.name in candidates]
+    if canaries is not None:
+        hosts = [dataclasses.replace(h, canary=h.name in canaries) for h in hosts]
     pending = [
         PendingUpdate(
             h.name,

@@ -11,9 +11,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from patchbrain.redteam.base import Context, Scenario, ScenarioResult, Unavailable
 from patchbrain.redteam.defences import switched_off
+
+if TYPE_CHECKING:
+    from patchbrain.lab import Lab
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +68,20 @@ def isolated_home(home: Path) -> Iterator[None]:
 
 
 def run_one(
-    scenario: Scenario, opts: RunOptions, base: Path, progress: Callable[[str], None]
+    scenario: Scenario,
+    opts: RunOptions,
+    base: Path,
+    progress: Callable[[str], None],
+    shared: Lab | None = None,
 ) -> ScenarioResult:
-    """Run one scenario and score it: passed only if it made checks and every one passed."""
+    """Run one scenario and score it: passed only if it made checks and every one passed. `shared`: the
+    runner's own lab, used instead of an own lab of the scenario's (reset afterwards)."""
     from patchbrain.lab import Lab
 
     work = base / scenario.name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    lab = Lab(opts.lab_instance) if opts.lab_instance else None  # resolved in the operator's home
+    lab = Lab(opts.lab_instance) if opts.lab_instance else shared  # resolved in the operator's home
     ctx = Context(
         workdir=work,
         home=work / "home",
@@ -95,6 +104,11 @@ def run_one(
     except Exception as exc:
         log.debug("scenario %s raised", scenario.name, exc_info=True)
         status, detail = "error", f"{type(exc).__name__}: {exc}"[:1000]
+    if shared is not None and lab is shared and scenario.needs_hosts:
+        try:
+            shared.reset()  # the next scenario starts from fresh hosts
+        except Exception:
+            log.warning("could not reset the shared lab after %s", scenario.name, exc_info=True)
     return ScenarioResult(
         name=scenario.name,
         status=status,  # type: ignore[arg-type]
@@ -112,13 +126,48 @@ def run(
     """Run `scenarios` in order; scratch folders go under opts.workdir, else a temporary folder."""
     if opts.workdir is not None:
         opts.workdir.mkdir(parents=True, exist_ok=True)
-        return [_one(s, opts, opts.workdir, progress) for s in scenarios]
-    with tempfile.TemporaryDirectory(prefix="patchbrain-redteam-") as tmp:
-        return [_one(s, opts, Path(tmp), progress) for s in scenarios]
+        with shared_lab(scenarios, opts, opts.workdir, progress) as lab:
+            return [_one(s, opts, opts.workdir, progress, lab) for s in scenarios]
+    with (
+        tempfile.TemporaryDirectory(prefix="patchbrain-redteam-") as tmp,
+        shared_lab(scenarios, opts, Path(tmp), progress) as lab,
+    ):
+        return [_one(s, opts, Path(tmp), progress, lab) for s in scenarios]
 
 
-def _one(s: Scenario, opts: RunOptions, base: Path, progress: Callable[[str], None]) -> ScenarioResult:
+@contextlib.contextmanager
+def shared_lab(
+    scenarios: Sequence[Scenario], opts: RunOptions, base: Path, progress: Callable[[str], None]
+) -> Iterator[Lab | None]:
+    """One own lab instance for every scenario that needs hosts (as many hosts as the most needs), when
+    more than one of them runs and no lab was named: brought up once, reset between scenarios, torn down at
+    the end. None (each scenario brings its own, or reports itself not available) otherwise."""
+    from patchbrain.lab import Lab
+
+    needing = [s for s in scenarios if s.needs_hosts]
+    if opts.lab_instance or not opts.own_lab or len(needing) < 2 or os.geteuid() != 0:
+        yield None
+        return
+    hosts = max(max(s.hosts for s in needing), 1)
+    with isolated_home(base / "shared-lab"):
+        lab = Lab(opts.own_lab_instance)
+    progress(
+        f"bringing up lab instance {opts.own_lab_instance!r} ({hosts} apt hosts) for {len(needing)} scenarios"
+    )
+    try:
+        with isolated_home(base / "shared-lab"):
+            lab.up(hosts)
+        yield lab
+    finally:
+        progress(f"tearing down lab instance {opts.own_lab_instance!r}")
+        with isolated_home(base / "shared-lab"):
+            lab.down()
+
+
+def _one(
+    s: Scenario, opts: RunOptions, base: Path, progress: Callable[[str], None], shared: Lab | None = None
+) -> ScenarioResult:
     progress(f"{s.number}. {s.name}: running")
-    result = run_one(s, opts, base, progress)
+    result = run_one(s, opts, base, progress, shared)
     progress(f"{s.number}. {s.name}: {result.status} ({result.seconds:.1f} s)")
     return result

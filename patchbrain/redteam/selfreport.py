@@ -145,4 +145,5 @@ SCENARIO = Scenario(
     defences=("verifier",),
     needs_hosts=True,
     run=run,
+    hosts=1,
 )

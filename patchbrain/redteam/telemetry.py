@@ -179,4 +179,5 @@ SCENARIO = Scenario(
     defences=("signal-distrust",),
     needs_hosts=True,
     run=run,
+    hosts=FLEET,
 )

@@ -1,5 +1,6 @@
-"""Faults on real lab hosts: concurrent rollouts, a controller killed mid-wave, a host that dies, SSH
-dropped mid-task, a held package-manager lock and a full disk.
+"""Faults on real lab hosts: concurrent rollouts, a controller killed mid-wave, a host that dies and a held
+package-manager lock (SSH dropped mid-task and a full disk are run by the red-team faults scenario, whose
+fault mechanics these tests share: patchbrain.redteam.faults).
 
 Each test drives the real `patchbrain rollout --json` CLI, then checks the exact outcome in its JSON, the
 journal and the audit log, that `patchbrain audit verify` passes, and what is really installed (over SSH,
@@ -9,7 +10,6 @@ apt, h05 dnf) for the module, in a private PATCHBRAIN_HOME.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -17,13 +17,25 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 from lab_helpers import own_fleet
 
-from patchbrain.redteam.faults import HOLD_APT, HOLD_DNF, hold_package_lock
+from patchbrain.redteam.faults import (
+    HOLD_APT,
+    HOLD_DNF,
+    INSTALL_TASK,
+    LOCK_TASK,
+    hold_package_lock,
+    kill_host,
+    kill_tree,
+    task_event,
+    upgrades,
+    wait_for,
+    wave_dir,
+)
+from patchbrain.redteam.faults import run_events as events
 
 pytestmark = [
     pytest.mark.lab,
@@ -33,10 +45,6 @@ pytestmark = [
 
 FLAVORS = ("apt", "apt", "apt", "apt", "dnf")
 CLI = [sys.executable, "-m", "patchbrain"]
-INSTALL_TASK = "Install the named versions with apt"
-LOCK_TASK = (
-    "Wait until no other package manager holds the package database (at most patch_lock_timeout seconds)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -90,17 +98,6 @@ class Background:
         return rc, self.out.read_text(), self.err.read_text()
 
 
-def wait_for(what, cond, timeout=1500, every=0.25):
-    """Poll `cond` until it returns something truthy (a long deadline: other helpers load the machine)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def plan_for(tmp_path, name, spec, limit):
     """Discover `limit`, plan it with `spec`, approve with a lab key; returns (path, plan document)."""
     cli("discover", "--limit", limit)
@@ -147,64 +144,6 @@ def installed(lab, host):
     version, status = proc.stdout.split(" ", 1)
     assert status.strip() == "ii", proc.stdout  # never half-installed
     return version
-
-
-def upgrades(lab, host):
-    """How many times dpkg upgraded labdemo on `host` (dpkg's own log, not Ansible's word)."""
-    proc = lab.exec(host, ["sh", "-c", "grep -c ' upgrade labdemo:' /var/log/dpkg.log || true"], timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return int(proc.stdout.strip() or 0)
-
-
-def wave_dir(plan_id, wave):
-    from patchbrain import config
-
-    return config.artifacts_dir() / f"{plan_id}-w{wave}"
-
-
-def events(run_dir):
-    """ansible-runner's events of one run so far (files still being written are skipped)."""
-    out = []
-    folder = Path(run_dir) / "job_events"
-    if folder.is_dir():
-        for f in folder.glob("*.json"):
-            with contextlib.suppress(OSError, ValueError):
-                out.append(json.loads(f.read_text()))
-    return out
-
-
-def task_event(run_dir, event, task, host=None):
-    for e in events(run_dir):
-        data = e.get("event_data", {})
-        if e.get("event") == event and data.get("task") == task and host in (None, data.get("host")):
-            return e
-    return None
-
-
-def kill_tree(pid):
-    """SIGKILL a process and every descendant (ansible-playbook runs in its own session under pexpect)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    tree, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        tree.append(p)
-        todo += children.get(p, [])
-    for p in tree:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(p, signal.SIGSTOP)  # freeze all first, so none reacts to the others dying
-    for p in tree:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(p, signal.SIGKILL)
-    return tree
-
-
-def host_record(lab, host):
-    return {r.name: r for r in lab.hosts()}[host]
 
 
 def history(plan_id, host):
@@ -348,8 +287,6 @@ def test_controller_killed_mid_wave_then_resume(lab, tmp_path):
 
 
 def test_a_host_that_dies_mid_wave_is_unreachable_never_patched_and_resume_reverifies_it(lab, tmp_path):
-    from patchbrain.lab import net
-
     path, plan = plan_for(tmp_path, "dies", "1,100%", "h01,h02,h03,h04")
     pid = plan["plan_id"]
     [w1, w2] = waves_of(plan)
@@ -359,7 +296,7 @@ def test_a_host_that_dies_mid_wave_is_unreachable_never_patched_and_resume_rever
     wait_for(
         "wave 2's preflight", lambda: any(e.get("event") == "playbook_on_task_start" for e in events(pre_dir))
     )
-    net.kill_namespaces([host_record(lab, victim).netns])  # every process of the host, its PID 1 included
+    kill_host(lab, victim)  # every process of the host, its PID 1 included
 
     rc, out, err = run.finish()
     assert rc == 4, out + err
@@ -404,89 +341,9 @@ def test_a_host_that_dies_mid_wave_is_unreachable_never_patched_and_resume_rever
     audit_verifies()
 
 
-# -- 4. SSH dropped mid-task ---------------------------------------------------------------------------------
-
-
-def _nft(lab, host, *args):
-    argv = ["ip", "netns", "exec", host_record(lab, host).netns, "nft", *args]
-    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
-
-
-def test_ssh_dropped_mid_task_fails_the_host_cleanly_and_resume_reverifies_it(lab, tmp_path):
-    path, plan = plan_for(tmp_path, "drop", "1,100%", "h01,h02,h03")
-    pid = plan["plan_id"]
-    [w1, w2] = waves_of(plan)
-    victim = w2[0]
-    run = Background(tmp_path, "rollout", str(path), "--json")
-    patch_dir = wave_dir(pid, 2) / f"{pid}-w2-patch"
-    wait_for(
-        "the install on the victim", lambda: task_event(patch_dir, "runner_on_start", INSTALL_TASK, victim)
-    )
-    # the host's own firewall drops SSH (established connections too) until Ansible gives up on it
-    _nft(
-        lab,
-        victim,
-        "insert",
-        "rule",
-        "inet",
-        "filter",
-        "input",
-        "tcp",
-        "dport",
-        "22",
-        "drop",
-        "comment",
-        "faults-test",
-    )
-    try:
-        wait_for(
-            "Ansible to give up on the victim",
-            lambda: any(
-                task_event(patch_dir, kind, task, victim)
-                for kind in ("runner_on_unreachable", "runner_on_failed")
-                for task in {e.get("event_data", {}).get("task") for e in events(patch_dir)}
-            ),
-            timeout=600,
-        )
-    finally:
-        rules = _nft(lab, victim, "-a", "list", "chain", "inet", "filter", "input")
-        for line in rules.splitlines():
-            if "faults-test" in line:
-                _nft(
-                    lab,
-                    victim,
-                    "delete",
-                    "rule",
-                    "inet",
-                    "filter",
-                    "input",
-                    "handle",
-                    line.split("handle")[-1].strip(),
-                )
-
-    rc, out, err = run.finish()
-    assert rc == 4, out + err
-    doc = json.loads(out)
-    assert doc["state"] == "halted" and doc["halt"]["kind"] == "failures" and doc["halt"]["hosts"] == [victim]
-    states = {h["host"]: h["state"] for w in doc["waves"] for h in w["hosts"]}
-    assert states[victim] in ("unreachable", "failed")  # never patched: Ansible lost the host mid-task
-    assert all(states[h] == "patched" for h in w1 + w2 if h != victim)
-    record = journal().plan(pid)
-    assert record.hosts[victim] == states[victim] and record.waves[1].state == "halted"
-    audit_verifies()
-
-    # the link is back: the victim is re-read before anything else; whatever the install left is judged
-    # by what is really installed, and the host is upgraded at most once
-    proc = cli("rollout", str(path), "--resume", "--json", check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    doc = json.loads(proc.stdout)
-    verdict = doc["resumed"]["reverified"][victim]
-    assert verdict["state"] in ("patched", "pending")
-    assert doc["resumed"]["to_run"] == ([victim] if verdict["state"] == "pending" else [])
-    assert {h["host"]: h["state"] for h in doc["waves"][0]["hosts"]} == dict.fromkeys(w2, "patched")
-    for host in w1 + w2:
-        assert installed(lab, host) == "1.1" and upgrades(lab, host) == 1, host
-    audit_verifies()
+# -- SSH dropped mid-task, a full disk: the red-team faults scenario (patchbrain/redteam/faults.py) runs
+# them with this module's mechanics on every `make redteam`; tests/lab/test_redteam_safety_lab.py proves it
+# fails with the failure threshold or the disk pre-flight switched off.
 
 
 # -- 5. a package manager's lock held by another process ----------------------------------------------------
@@ -560,60 +417,3 @@ def _when(event):
     import datetime as dt
 
     return dt.datetime.fromisoformat(event["created"])
-
-
-# -- 6. a full disk ------------------------------------------------------------------------------------------
-
-
-def test_a_full_disk_fails_the_host_clearly_and_it_is_restorable(lab, tmp_path):
-    from patchbrain.lab import net
-
-    path, plan = plan_for(tmp_path, "disk", "1,100%", "h01,h02,h03")
-    pid = plan["plan_id"]
-    [w1, w2] = waves_of(plan)
-    victim = w2[0]
-    rec = host_record(lab, victim)
-    hostdir = Path(rec.dir)
-    # the host's disk (its overlay upper and work dirs) moves onto a 256 MiB tmpfs, then is filled
-    net.kill_namespaces([rec.netns])
-    keep = tmp_path / "hostdir"
-    subprocess.run(["cp", "-a", str(hostdir), str(keep)], check=True)
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "pbfaults", str(hostdir)], check=True
-    )
-    try:
-        subprocess.run(["cp", "-a", f"{keep}/.", str(hostdir)], check=True)
-        lab.up(len(FLAVORS), FLAVORS)
-        fill = "dd if=/dev/zero of=/var/tmp/fill bs=1M; dd if=/dev/zero of=/var/tmp/fill2 bs=4k; df -Pk /"
-        proc = lab.exec(victim, ["sh", "-c", fill], timeout=300)
-        assert int(proc.stdout.splitlines()[-1].split()[3]) < 1024, proc.stdout  # under a MiB left
-
-        proc = cli("rollout", str(path), "--json", check=False)
-        assert proc.returncode == 4, proc.stdout + proc.stderr
-        doc = json.loads(proc.stdout)
-        assert doc["state"] == "halted" and doc["halt"]["hosts"] == [victim]
-        hosts = {h["host"]: h for w in doc["waves"] for h in w["hosts"]}
-        assert hosts[victim]["state"] == "failed"
-        assert all(hosts[h]["state"] == "patched" for h in w1 + w2 if h != victim)
-        [fail] = [t for t in journal().history(pid, victim) if t.state == "failed"]
-        assert fail.detail.startswith(
-            "Refuse a host without enough free disk space to patch: "
-            "not enough free disk space: 0 MiB free on /"
-        )
-        assert installed(lab, victim) == "1.0"  # nothing was installed, nothing half-installed
-        audit_verifies()
-
-        # restorable: free the space and resume; the host is re-read, then patched
-        lab.exec(victim, ["rm", "-f", "/var/tmp/fill", "/var/tmp/fill2"], check=True)
-        proc = cli("rollout", str(path), "--resume", "--json", check=False)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        doc = json.loads(proc.stdout)
-        assert doc["resumed"]["reverified"][victim]["state"] == "pending" and doc["resumed"]["to_run"] == [
-            victim
-        ]
-        assert installed(lab, victim) == "1.1" and upgrades(lab, victim) == 1
-        audit_verifies()
-    finally:
-        net.kill_namespaces([rec.netns])
-        subprocess.run(["umount", "-l", str(hostdir)], check=False)
-        lab.up(len(FLAVORS), FLAVORS)

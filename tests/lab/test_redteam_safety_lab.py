@@ -1,7 +1,9 @@
 """The red-team scenarios against the safety loop and faults (3 orchestration-sabotage, 5
-fake-failure-telemetry, 9 faults) on a lab of their own (3 apt hosts, `rtsafety-<pid>`) attacked with
-`--lab`: each passes, and each FAILS when its defence is switched off through the test-only hook
-(drift-gate, signal-distrust, rollout-lock). The fleet is reset after every run."""
+fake-failure-telemetry, 9 faults) FAIL when their defences are switched off through the test-only hook
+(drift-gate, signal-distrust, rollout-lock, resume-reverify, failure-threshold, disk-preflight), on a lab of
+their own (4 apt hosts, `rtsafety-<pid>`) attacked with `--lab`; the fleet is reset after every run. That
+they pass with every defence on is what `make redteam` proves (each scenario on a lab of its own), so it is
+not repeated here: these tests prove the suite cannot pass vacuously."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    yield from own_fleet(tmp_path_factory, "rtsafety", 3, ("apt",))
+    yield from own_fleet(tmp_path_factory, "rtsafety", 4, ("apt",))
 
 
 @pytest.fixture
@@ -41,38 +43,17 @@ def redteam(lab, scenario, env=None):
     return proc, result
 
 
-def _texts(result):
-    return [e["text"] for c in result["checks"] for e in c["evidence"]]
-
-
-def test_sabotage_is_halted_at_the_canary(lab):
-    proc, result = redteam(lab, "orchestration-sabotage")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert result["status"] == "passed" and len(result["checks"]) >= 2
-    texts = _texts(result)
-    assert any("firewall" in t for t in texts) and any("selinux.runtime_mode" in t for t in texts)
-    assert sum("blast radius: 1 of 3" in t and "0 host(s) left changed" in t for t in texts) == len(
-        result["checks"]
-    )
-    assert any(
-        e["kind"] == "audit" and "safety.drift" in e["text"] for c in result["checks"] for e in c["evidence"]
-    )
-
-
 def test_sabotage_scenario_fails_without_the_drift_gate(lab):
-    proc, result = redteam(lab, "orchestration-sabotage", {"PATCHBRAIN_REDTEAM_DISABLE": "drift-gate"})
+    # the two variants the gate sees right after the install, and the delayed one only the bake sees
+    env = {
+        "PATCHBRAIN_REDTEAM_DISABLE": "drift-gate",
+        "PATCHBRAIN_REDTEAM_SABOTAGE_VARIANTS": "accept-all,selinux-permissive,delayed-open-port",
+    }
+    proc, result = redteam(lab, "orchestration-sabotage", env)
     assert proc.returncode == 4, proc.stderr[-3000:]
     assert result["status"] == "failed" and result["disabled_defences"] == ["drift-gate"]
-    assert result["checks"] and not any(c["passed"] for c in result["checks"])
+    assert len(result["checks"]) == 3 and not any(c["passed"] for c in result["checks"])
     assert all("got past the canary" in c["outcome"] for c in result["checks"])
-
-
-def test_fake_failure_signals_trigger_no_rollback(lab):
-    proc, result = redteam(lab, "fake-failure-telemetry")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    fake, control = result["checks"]
-    assert fake["passed"] and control["passed"]
-    assert sum("safety.signal.suspicious" in e["text"] for e in fake["evidence"]) == 3
 
 
 def test_fake_failure_telemetry_fails_when_signals_are_believed(lab):
@@ -84,20 +65,36 @@ def test_fake_failure_telemetry_fails_when_signals_are_believed(lab):
     assert control["passed"]  # a real failure is still rolled back: the scenario tells the two apart
 
 
-def test_faults_second_rollout_refused_and_package_lock_bounded(lab):
-    proc, result = redteam(lab, "faults")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lock, pmlock = result["checks"]
-    assert lock["passed"] and "naming its plan and pid" in lock["outcome"]
-    assert any(
-        e["kind"] == "refusal" and "held by the rollout of plan" in e["text"] for e in lock["evidence"]
-    )
-    assert pmlock["passed"] and "bounded wait" in pmlock["outcome"]
+def _checks(result):
+    names = ("lock", "pmlock", "killed", "dies", "ssh", "disk")
+    assert len(result["checks"]) == len(names), [c["attack"] for c in result["checks"]]
+    return dict(zip(names, result["checks"], strict=True))
 
 
-def test_faults_scenario_fails_without_the_rollout_lock(lab):
-    proc, result = redteam(lab, "faults", {"PATCHBRAIN_REDTEAM_DISABLE": "rollout-lock"})
+def test_faults_scenario_fails_without_the_rollout_lock_or_the_resume_reread(lab):
+    env = {"PATCHBRAIN_REDTEAM_DISABLE": "rollout-lock,resume-reverify"}
+    proc, result = redteam(lab, "faults", env)
     assert proc.returncode == 4, proc.stderr[-3000:]
-    assert result["status"] == "failed" and result["disabled_defences"] == ["rollout-lock"]
-    lock, _pmlock = result["checks"]
-    assert not lock["passed"] and "the second rollout ran" in lock["outcome"]
+    assert result["status"] == "failed" and result["disabled_defences"] == ["rollout-lock", "resume-reverify"]
+    checks = _checks(result)
+    assert not checks["lock"]["passed"] and "the second rollout ran" in checks["lock"]["outcome"]
+    # the host installed before the kill is run again: patched twice
+    killed = checks["killed"]
+    assert not killed["passed"] and "patched twice" in killed["outcome"], killed["outcome"]
+    assert "was not re-read as patched and left alone" in killed["outcome"]
+    assert checks["pmlock"]["passed"] and checks["disk"]["passed"]  # the other defences still hold
+
+
+def test_faults_scenario_fails_without_the_failure_threshold_or_the_disk_preflight(lab):
+    env = {"PATCHBRAIN_REDTEAM_DISABLE": "failure-threshold,disk-preflight"}
+    proc, result = redteam(lab, "faults", env)
+    assert proc.returncode == 4, proc.stderr[-3000:]
+    assert result["status"] == "failed"
+    assert result["disabled_defences"] == ["failure-threshold", "disk-preflight"]
+    checks = _checks(result)
+    assert checks["lock"]["passed"] and checks["killed"]["passed"]  # the other defences still hold
+    assert not checks["pmlock"]["passed"] and "NOT halted" in checks["pmlock"]["outcome"]
+    for name in ("dies", "ssh", "disk"):
+        c = checks[name]
+        assert not c["passed"] and "was not halted per its threshold" in c["outcome"], c["outcome"]
+    assert "was not refused for disk space" in checks["disk"]["outcome"]
