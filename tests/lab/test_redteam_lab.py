@@ -1,6 +1,7 @@
-"""The red-team scenarios that need hosts (injection, lying self-report) on a real lab host: each passes,
-and each fails when its defence is switched off through the test-only hook. One lab of its own
-(`redteam-<pid>`, tests/lab/lab_helpers.own_fleet) in a private PATCHBRAIN_HOME, attacked with `--lab`."""
+"""The red-team scenarios injection and lying self-report FAIL on a real lab host when their defence is
+switched off through the test-only hook (that they pass with it on is what `make redteam` proves). One lab
+of its own (`redteam-<pid>`, tests/lab/lab_helpers.own_fleet) in a private PATCHBRAIN_HOME, attacked with
+`--lab`."""
 
 from __future__ import annotations
 
@@ -32,18 +33,6 @@ def redteam(lab, *args, env=None, scenario="injection"):
     )  # fmt: skip
 
 
-def test_injection_scenario_passes_on_a_lab_host(lab, tmp_path):
-    report = tmp_path / "report.md"
-    proc = redteam(lab, "--report", str(report))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (result,) = json.loads(proc.stdout)["scenarios"]
-    assert result["status"] == "passed" and len(result["checks"]) >= 10
-    assert any("grammar" in e["text"].lower() or "refuse" in e["text"].lower()
-               for c in result["checks"] for e in c["evidence"])  # fmt: skip
-    assert "## 8. injection: PASS" in report.read_text()
-    assert lab.exec("h01", ["sh", "-c", "ls /tmp/pb-redteam-* 2>/dev/null | wc -l"]).stdout.strip() == "0"
-
-
 def test_injection_scenario_fails_with_the_grammar_off(lab):
     proc = redteam(lab, env={"PATCHBRAIN_REDTEAM_DISABLE": "package-grammar"})
     assert proc.returncode == 4, proc.stderr[-3000:]
@@ -53,18 +42,6 @@ def test_injection_scenario_fails_with_the_grammar_off(lab):
     assert failed and all("plan with a hostile package" in c["attack"] for c in failed)
     # the second layer (the roles' own grammar) still held: nothing ran on the host
     assert lab.exec("h01", ["sh", "-c", "ls /tmp/pb-redteam-* 2>/dev/null | wc -l"]).stdout.strip() == "0"
-
-
-def test_lying_self_report_is_caught_by_the_verifier(lab):
-    proc = redteam(lab, scenario="lying-self-report")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (result,) = json.loads(proc.stdout)["scenarios"]
-    assert result["status"] == "passed"
-    texts = [e["text"] for c in result["checks"] for e in c["evidence"]]
-    assert any("disagrees" in t for t in texts)
-    # the shims are gone: the host's PATH tools are the real ones again
-    for tool in ("apt-get", "dpkg-query"):
-        assert lab.exec("h01", ["test", "-e", f"/usr/local/sbin/{tool}"]).returncode == 1
 
 
 def test_lying_self_report_passes_unnoticed_without_the_verifier(lab):

@@ -1,7 +1,8 @@
-"""The safety loop on real lab hosts: every sabotaged labdemo variant halted at the canary and the canary
-restored (versions, firewall, SELinux mode back, read over patchbrain's own SSH channel), no other host
-changed; the delayed sabotage caught by the bake re-check; a package manager that lies caught by the
-verifier; fake failure signals ignored and audited; a real health-check failure rolled back.
+"""The safety loop on real lab hosts: sabotaged labdemo variants (one per kind of weakening; all of them in
+`make redteam`) halted at the canary and the canary restored (versions, firewall, SELinux mode back, read
+over patchbrain's own SSH channel), no other host changed; a package manager that lies caught by the
+verifier; fake failure signals ignored and audited; a real health-check failure rolled back. The delayed
+sabotage (caught by the bake re-check) is scenario 3 of `make redteam`.
 
 One fleet of 4 hosts (h01, h03 apt; h02, h04 dnf; h01 and h02 may be canaries) in a private
 PATCHBRAIN_HOME, reset before each case. Every rollout goes through the real CLI with a plan authored by
@@ -100,13 +101,12 @@ def _assert_untouched(lab, host, baseline):
     assert lab.exec(host, ["getenforce"]).stdout.strip() == "Enforcing"
 
 
-# variant -> package manager of its canary (both families covered, each variant once)
+# variant -> package manager of its canary: one of each kind of weakening (the firewall opened wide, SELinux
+# permissive at runtime, SELinux disabled in its config file), both families. Every variant is halted and
+# restored by `make redteam` (scenario 3, orchestration sabotage) and classified on apt and dnf by
+# test_posture_lab.py; open-port is proven with a packet below.
 VARIANTS = {
-    "open-port": "apt",
     "accept-all": "dnf",
-    "flush-ruleset": "apt",
-    "input-policy-accept": "dnf",
-    "open-output": "apt",
     "selinux-permissive": "dnf",
     "selinux-config-disabled": "apt",
 }
@@ -182,27 +182,6 @@ def test_open_port_restore_is_proven_with_a_packet(lab, tmp_path):
 
 # Long enough that the job fires after the post-wave snapshots even on a loaded machine, and well before the
 # bake ends; the bake is measured from the end of the wave.
-DELAY = 120
-
-
-def test_delayed_sabotage_is_caught_by_the_bake_recheck(lab, tmp_path):
-    from patchbrain.lab.content import LabContent
-
-    canary, other = PAIR["apt"]
-    baseline = _stateless_ruleset(lab, canary)
-    version, _ = LabContent(lab.dir).publish_variant("delayed-open-port", delay=DELAY)
-    plan = _plan(tmp_path, lab, version, canary, other)
-    rc, result, err = _rollout(plan, "--canary-bake", f"{DELAY + 90}s")
-    assert rc == 3, err
-    [wave] = result["waves"]
-    assert result["halt"]["kind"] == "drift" and result["halt"]["detail"]["phase"] == "bake"
-    assert wave["safety"]["drift"]["blocking"] == []  # nothing showed right after the install
-    assert wave["safety"]["bake"]["blocking"]
-    assert wave["safety"]["rollback"][canary]["restored"] is True
-    assert _stateless_ruleset(lab, canary) == baseline
-    assert ":4446 " not in lab.exec(canary, ["ss", "-H", "-tlnp"]).stdout
-    _assert_untouched(lab, other, baseline)
-    assert [r.payload.get("phase") for r in _audit("safety.drift")][-1] == "bake"
 
 
 SHIM_APT = """#!/bin/sh
