@@ -36,13 +36,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="instance name of its own lab (default redteam)",
     )
     rp.add_argument(
-        "--staging", type=Path, default=None, metavar="INVENTORY", help="a staging inventory (see docs)"
+        "--staging",
+        type=Path,
+        default=None,
+        metavar="INVENTORY",
+        help="attack a staging inventory instead of a lab: only the scenarios that need no lab powers run "
+        "on its hosts (see docs/redteam.md)",
     )
     rp.add_argument(
         "--i-understand-this-attacks-staging",
         action="store_true",
         dest="confirm_staging",
         help="required with --staging",
+    )
+    rp.add_argument(
+        "--staging-host",
+        default=None,
+        metavar="HOST",
+        help="the staging host the attacks aim at (default: the first by name)",
     )
     rp.add_argument(
         "--require-all",
@@ -84,8 +95,12 @@ def _run(args: argparse.Namespace) -> int:
             raise BadInput(
                 "attacking a staging inventory needs --i-understand-this-attacks-staging", field="--staging"
             )
-        # No scenario attacks staging hosts yet: the host scenarios run on lab hosts only (docs/redteam.md).
-        raise BadInput("no scenario supports a staging inventory yet; use --lab NAME", field="--staging")
+        if args.lab:
+            raise BadInput("--staging and --lab name two targets: choose one", field="--staging")
+        if not args.staging.is_file():
+            raise BadInput("no such inventory file", source=str(args.staging), field="--staging")
+    elif args.staging_host is not None:
+        raise BadInput("--staging-host needs --staging", field="--staging-host")
     try:
         disabled = disabled_from_env()
     except ValueError as exc:
@@ -98,8 +113,10 @@ def _run(args: argparse.Namespace) -> int:
         )
     opts = RunOptions(
         lab_instance=args.lab,
-        own_lab=not args.no_own_lab,
+        own_lab=not args.no_own_lab and args.staging is None,
         own_lab_instance=args.own_lab_name,
+        staging_inventory=args.staging.resolve() if args.staging is not None else None,
+        staging_target=args.staging_host,
         workdir=args.workdir,
         disabled=disabled,
     )
@@ -111,9 +128,12 @@ def _run(args: argparse.Namespace) -> int:
     results = run(
         chosen, opts, progress=(lambda _m: None) if quiet else (lambda m: print(m, file=sys.stderr))
     )
-    target = (
-        f"lab instance {args.lab}" if args.lab else "scratch state and, for host scenarios, a lab of its own"
-    )
+    if args.staging is not None:
+        target = f"staging inventory {args.staging} (scratch state for the scenarios that need no hosts)"
+    elif args.lab:
+        target = f"lab instance {args.lab}"
+    else:
+        target = "scratch state and, for host scenarios, a lab of its own"
     strict = args.require_all or bool(args.scenario)
     if args.report is not None:
         text = report.markdown(results, target=target, disabled=disabled, strict=strict)

@@ -84,7 +84,8 @@ class ScenarioResult:
 class Context:
     """Where a scenario runs: its own scratch folder and PATCHBRAIN_HOME (set by the runner), and how it may
     reach hosts. `lab` is a running lab chosen with explicit flags; else `own_lab` says a scenario that needs
-    hosts may bring up its own instance (named `lab_instance`) and must tear it down."""
+    hosts may bring up its own instance (named `lab_instance`) and must tear it down. `staging_inventory`
+    (explicitly confirmed) replaces both for the scenarios that can run on a staging fleet."""
 
     workdir: Path
     home: Path
@@ -92,6 +93,7 @@ class Context:
     own_lab: bool = True
     lab_instance: str = "redteam"
     staging_inventory: Path | None = None
+    staging_target: str | None = None  # the staging host the attacks aim at (default: the first by name)
     log: Callable[[str], None] = lambda _msg: None
 
 

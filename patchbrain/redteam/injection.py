@@ -4,7 +4,9 @@ Checks that patchbrain refuses them in Python (naming the field), that the roles
 when patchbrain's checks are skipped (values handed straight to the playbook), that a variable nothing reads
 is never templated during a real discovery, and that no marker appears on the host or the controller.
 
-Needs one host: a running lab chosen with `--lab NAME`, else a lab instance of its own (up, then down)."""
+Needs one host: a running lab chosen with `--lab NAME`, else a lab instance of its own (up, then down), or a
+staging inventory (`--staging`, confirmed): every attack but the hostile changelog (which publishes a package
+to the lab's repository) runs against its first host (or `--staging-host`)."""
 
 from __future__ import annotations
 
@@ -36,11 +38,11 @@ def payloads(tag: str) -> tuple[str, ...]:
     )
 
 
-def _markers(lab: Any, tag: str) -> list[str]:
+def _markers(lab: Any, host: str, tag: str) -> list[str]:
     """Marker files found on the host and on the controller."""
     found = [str(p) for p in Path("/tmp").glob(f"pb-redteam-{tag}-*")]  # noqa: S108
-    proc = lab.exec(HOST, ["sh", "-c", f"ls /tmp/pb-redteam-{tag}-* 2>/dev/null || true"], timeout=120)
-    found += [f"{HOST}:{line}" for line in proc.stdout.split()]
+    proc = lab.exec(host, ["sh", "-c", f"ls /tmp/pb-redteam-{tag}-* 2>/dev/null || true"], timeout=120)
+    found += [f"{host}:{line}" for line in proc.stdout.split()]
     return found
 
 
@@ -57,10 +59,12 @@ def run(ctx: Context) -> list[Check]:
     tag = secrets.token_hex(4)
     evil = payloads(tag)
     checks: list[Check] = []
-    with lab_host(ctx) as lab:
+    with lab_host(ctx, staging=True) as lab:
+        staging = ctx.staging_inventory is not None
+        host = lab.target if staging else HOST  # the staging fleet's chosen host, else the lab's h01
         inventory = lab.inventory_path()
         base = plan_document(
-            make_plan([PendingUpdate(HOST, "labdemo", "1.0", "1.1", "apt")], inventory="", spec="1")
+            make_plan([PendingUpdate(host, "labdemo", "1.0", "1.1", "apt")], inventory="", spec="1")
         )
 
         def plan_refused(field: str, value: str) -> Outcome:
@@ -99,10 +103,10 @@ def run(ctx: Context) -> list[Check]:
                         playbook="rollout.yml",
                         inventory=inventory,
                         ident=f"redteam-{tag}-{i}-{step}",
-                        limit=(HOST,),
+                        limit=(host,),
                         tags=tags,
                         skip_tags=() if tags else ("preflight",),
-                        extravars={"patchbrain_plan_packages": {HOST: [{"name": name, "version": version}]}},
+                        extravars={"patchbrain_plan_packages": {host: [{"name": name, "version": version}]}},
                     )
                 )
                 fails = [
@@ -113,12 +117,12 @@ def run(ctx: Context) -> list[Check]:
                 task = getattr(fails[-1], "task", "?") if fails else "none"
                 ev.append(
                     Evidence(
-                        "verifier", f"{step}: host outcome {result.host_outcome(HOST)}, failed task: {task}"
+                        "verifier", f"{step}: host outcome {result.host_outcome(host)}, failed task: {task}"
                     )
                 )
-                if result.host_outcome(HOST) != "failed":
+                if result.host_outcome(host) != "failed":
                     return False, f"the playbook ACCEPTED the hostile values ({step})", ev
-            marks = _markers(lab, tag)
+            marks = _markers(lab, host, tag)
             if marks:
                 return False, f"a payload RAN: {', '.join(marks)}", ev
             return True, "the role refused the values (grammar assert); no marker on host or controller", ev
@@ -137,7 +141,7 @@ def run(ctx: Context) -> list[Check]:
 
         def hosts_of(doc: dict[str, Any]) -> dict[str, Any]:
             def walk(node: dict[str, Any]) -> dict[str, Any] | None:
-                if HOST in (node.get("hosts") or {}):
+                if host in (node.get("hosts") or {}):
                     return node["hosts"]  # type: ignore[no-any-return]
                 for child in (node.get("children") or {}).values():
                     if (found := walk(child or {})) is not None:
@@ -146,12 +150,12 @@ def run(ctx: Context) -> list[Check]:
 
             found = walk(doc["all"])
             if found is None:
-                raise RuntimeError(f"{HOST} not found in {inventory}")
+                raise RuntimeError(f"{host} not found in {inventory}")
             return found
 
         def read_var() -> Outcome:
             bad = yaml.safe_load(yaml.safe_dump(inv_doc))
-            hosts_of(bad)[HOST]["patchbrain_pkg_mgr"] = evil[0]
+            hosts_of(bad)[host]["patchbrain_pkg_mgr"] = evil[0]
             path = ctx.workdir / "hostile-inventory.yml"
             path.write_text(yaml.safe_dump(bad))
             try:
@@ -171,26 +175,26 @@ def run(ctx: Context) -> list[Check]:
 
             doc = yaml.safe_load(yaml.safe_dump(inv_doc))
             for i, p in enumerate(evil):
-                hosts_of(doc)[HOST][f"site_note_{i}"] = p
+                hosts_of(doc)[host][f"site_note_{i}"] = p
             path = ctx.workdir / "hostile-vars.yml"
             path.write_text(yaml.safe_dump(doc))
             load_hosts(path)
             result = run_playbook(
                 RunRequest(
-                    playbook="discover.yml", inventory=path, ident=f"redteam-{tag}-discover", limit=(HOST,)
+                    playbook="discover.yml", inventory=path, ident=f"redteam-{tag}-discover", limit=(host,)
                 )
             )
             found = discovery.parse_run_data(result.data)
             ev = [
                 Evidence(
                     "verifier",
-                    f"discovery: host outcome {result.host_outcome(HOST)}, {len(found)} host document(s)",
+                    f"discovery: host outcome {result.host_outcome(host)}, {len(found)} host document(s)",
                 )
             ]
-            marks = _markers(lab, tag)
+            marks = _markers(lab, host, tag)
             if marks:
                 return False, f"a payload RAN: {', '.join(marks)}", ev
-            ok = result.host_outcome(HOST) == "ok" and [d.host for d in found] == [HOST]
+            ok = result.host_outcome(host) == "ok" and [d.host for d in found] == [host]
             return (
                 ok,
                 "a real discovery ran normally with the hostile variables in the inventory; no marker",
@@ -204,16 +208,21 @@ def run(ctx: Context) -> list[Check]:
         def hostile_changelog() -> Outcome:
             return _changelog_rollout(ctx, lab, inventory, tag, evil)
 
-        checks.append(
-            attempt(
-                "hostile text around a CVE id in a published package's changelog: real discovery, plan, "
-                "approval and rollout",
-                hostile_changelog,
+        if staging:  # publishing a package needs a repository the hosts trust: the lab's
+            ctx.log(
+                "  not on staging: the hostile changelog (it publishes a package to the lab's repository)"
             )
-        )
+        else:
+            checks.append(
+                attempt(
+                    "hostile text around a CVE id in a published package's changelog: real discovery, plan, "
+                    "approval and rollout",
+                    hostile_changelog,
+                )
+            )
 
         def final() -> Outcome:
-            marks = _markers(lab, tag)
+            marks = _markers(lab, host, tag)
             return (
                 not marks,
                 "no marker file on the host or the controller after every attack",
@@ -221,7 +230,7 @@ def run(ctx: Context) -> list[Check]:
                     Evidence(
                         "verifier",
                         f"markers found: {marks or 'none'} "
-                        f"(searched /tmp/pb-redteam-{tag}-* on {HOST} and here)",
+                        f"(searched /tmp/pb-redteam-{tag}-* on {host} and here)",
                     )
                 ],
             )
@@ -252,7 +261,7 @@ def _changelog_rollout(ctx: Context, lab: Any, inventory: Path, tag: str, evil: 
     ev.append(
         Evidence("verifier", f"rollout {out.state}: {states}; {HOST} has {installed} (dpkg-query over SSH)")
     )
-    marks = _markers(lab, tag)
+    marks = _markers(lab, HOST, tag)
     if marks:
         return False, f"a payload RAN: {', '.join(marks)}", ev
     ok = out.halt is None and installed == version

@@ -17,9 +17,20 @@ HOST = "h01"
 
 
 @contextlib.contextmanager
-def lab_host(ctx: Context, hosts: int = 1) -> Iterator[Any]:
+def lab_host(ctx: Context, hosts: int = 1, *, staging: bool = False) -> Iterator[Any]:
     """The lab to attack: the one chosen with flags, else an own instance of `hosts` apt hosts brought up
-    and torn down."""
+    and torn down. With a staging inventory: that fleet (`redteam.staging.StagingHosts`) for a scenario
+    that can run there (`staging`), else Unavailable (the attack needs lab powers)."""
+    if ctx.staging_inventory is not None:
+        if not staging:
+            raise Unavailable(
+                "needs lab powers (publishing packages to a repository the hosts trust, resetting, killing "
+                "or cutting hosts): runs on a lab only, never on a staging inventory"
+            )
+        from patchbrain.redteam.staging import StagingHosts
+
+        yield StagingHosts(ctx.staging_inventory, ctx.workdir, ctx.staging_target)
+        return
     if ctx.lab is not None:
         ctx.lab.inventory_path()  # BadInput when it is not up
         have = len(ctx.lab.hosts())

@@ -44,7 +44,8 @@ class RunOptions:
     lab_instance: str | None = None  # use this running lab (explicit flag); None: scenarios bring their own
     own_lab: bool = True  # may a scenario bring up (and tear down) a lab instance of its own
     own_lab_instance: str = "redteam"
-    staging_inventory: Path | None = None
+    staging_inventory: Path | None = None  # attack this inventory (confirmed by the operator), no lab
+    staging_target: str | None = None
     workdir: Path | None = None  # keep scratch folders here (default: a temporary folder, removed)
     disabled: tuple[str, ...] = ()
 
@@ -89,6 +90,7 @@ def run_one(
         own_lab=opts.own_lab,
         lab_instance=opts.own_lab_instance,
         staging_inventory=opts.staging_inventory,
+        staging_target=opts.staging_target,
         log=progress,
     )
     start = time.monotonic()
@@ -145,7 +147,13 @@ def shared_lab(
     from patchbrain.lab import Lab
 
     needing = [s for s in scenarios if s.needs_hosts]
-    if opts.lab_instance or not opts.own_lab or len(needing) < 2 or os.geteuid() != 0:
+    if (
+        opts.lab_instance
+        or opts.staging_inventory is not None
+        or not opts.own_lab
+        or len(needing) < 2
+        or os.geteuid() != 0
+    ):
         yield None
         return
     hosts = max(max(s.hosts for s in needing), 1)

@@ -134,7 +134,63 @@ def test_switched_off_restores_every_original():
     assert after == before
 
 
-def test_staging_needs_explicit_confirmation(pb_home, tmp_path):
+def test_staging_needs_explicit_confirmation(pb_home, tmp_path, capsys):
     inv = tmp_path / "staging.yml"
     inv.write_text("all: {}\n")
     assert cli.main(["redteam", "run", "--staging", str(inv)]) == 2
+    assert "--i-understand-this-attacks-staging" in capsys.readouterr().err
+    confirmed = ["redteam", "run", "--staging", str(inv), "--i-understand-this-attacks-staging"]
+    assert cli.main([*confirmed, "--lab", "lab1"]) == 2  # two targets
+    assert cli.main(["redteam", "run", "--staging-host", "web1"]) == 2  # a host without a staging inventory
+    assert cli.main([*confirmed[:2], "--staging", str(tmp_path / "missing.yml"), confirmed[-1]]) == 2
+
+
+def test_on_staging_only_what_needs_no_lab_powers_runs(pb_home, tmp_path):
+    """A scenario that needs lab powers is not available on a staging inventory (it never brings up a lab),
+    and one that needs no hosts runs as always."""
+    from patchbrain.redteam.registry import select
+    from patchbrain.redteam.runner import RunOptions, run
+
+    inv = tmp_path / "staging.yml"
+    inv.write_text("all: {hosts: {web1: {ansible_host: 127.0.0.1}}}\n")
+    opts = RunOptions(staging_inventory=inv, own_lab=False, workdir=tmp_path / "work")
+    lying, audit = run(select(["lying-self-report", "audit-tampering"]), opts)
+    assert lying.status == "unavailable" and "lab powers" in lying.detail and not lying.checks
+    assert audit.status == "passed"
+
+
+def test_a_staging_fleet_is_reached_over_patchbrains_own_ssh_channel(tmp_path):
+    import shlex
+
+    import yaml
+    from verify_sshd import LocalSshd
+
+    from patchbrain.errors import BadInput
+    from patchbrain.redteam.staging import StagingHosts
+
+    sshd = LocalSshd(tmp_path, {shlex.join(["ls", "/tmp/x y"]): (0, "/tmp/x y\n", "")})
+    try:
+        known = tmp_path / "known_hosts"
+        known.write_text(sshd.known_hosts_line())
+        common = f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes"
+        host = {
+            "ansible_host": "127.0.0.1",
+            "ansible_port": sshd.port,
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(sshd.client_key_file),
+            "ansible_ssh_common_args": common,
+        }
+        inv = tmp_path / "staging.ini"  # any inventory Ansible reads, not only YAML
+        inv.write_text("[web]\n" + " ".join(["web2", *(f"{k}='{v}'" for k, v in host.items())]) + "\nweb1\n")
+        fleet = StagingHosts(inv, tmp_path)
+        assert fleet.target == "web1" and [h.name for h in fleet.hosts()] == ["web1", "web2"]
+        flat = yaml.safe_load(fleet.inventory_path().read_text())
+        assert flat["all"]["hosts"]["web2"]["ansible_port"] == sshd.port
+        done = fleet.exec("web2", ["ls", "/tmp/x y"])
+        assert (done.returncode, done.stdout) == (0, "/tmp/x y\n")
+        assert sshd.commands == ["ls '/tmp/x y'"]  # the argument went over as quoted data
+        with pytest.raises(BadInput, match="not in the inventory"):
+            StagingHosts(inv, tmp_path, "db1")
+        assert StagingHosts(inv, tmp_path, "web2").target == "web2"
+    finally:
+        sshd.close()
