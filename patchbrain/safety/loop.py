@@ -239,17 +239,6 @@ class SafetyLoop:
                 return doc
         return None
 
-    def _pre_docs(self, index: int, outcome: WaveOutcome) -> dict[str, Any]:
-        """Pre-flight documents to restore from: this run's (Ansible), plus, for a resumed wave's carried
-        hosts, what the interrupted run's journal kept (Ansible's first, else the verifier's)."""
-        docs = dict(outcome.posture_pre)
-        for phase in ("pre", "verify-pre"):
-            kept = self.journal.snapshots(self.plan.plan_id, index, phase)
-            for host in self.carried:
-                if host not in docs and host in kept:
-                    docs[host] = kept[host]
-        return docs
-
     def _baselines(
         self, hosts: Sequence[str], index: int, outcome: WaveOutcome, rec: dict[str, Any]
     ) -> dict[str, Any]:
@@ -438,16 +427,15 @@ class SafetyLoop:
             # a resumed wave's carried hosts did not run pre-flight in this run: their pre-flight
             # documents come from the interrupted run's journal, so a drifted one is rolled back too;
             # a host an execution node ran is restored to the verifier's own pre-flight (`_pre_doc`)
-            restorable = dataclasses.replace(outcome, posture_pre=self._pre_docs(index, outcome))
             targets = [
-                h for h in states if states[h] in ROLLBACKABLE and self._pre_doc(h, restorable) is not None
+                h for h in states if states[h] in ROLLBACKABLE and self._pre_doc(h, outcome) is not None
             ]
-            rec["rollback"] = self.rollback(index, targets, restorable, f"drift: {reason}")
+            rec["rollback"] = self.rollback(index, targets, outcome, f"drift: {reason}")
         elif unhealthy:
             rec["rollback"] = self.rollback(
                 index,
                 sorted(unhealthy),
-                dataclasses.replace(outcome, posture_pre=self._pre_docs(index, outcome)),
+                outcome,
                 "confirmed health failure: " + "; ".join(unhealthy.values()),
             )
         if halt is None:
@@ -606,10 +594,17 @@ class SafetyLoop:
 
     def _pre_doc(self, host: str, outcome: WaveOutcome) -> Mapping[str, Any] | None:
         """The pre-flight posture a rollback restores and is judged against: Ansible's snapshot, except
-        for a host an execution node ran, whose pre-flight is the verifier's own reading."""
+        for a host an execution node ran, whose pre-flight is the verifier's own reading. A resumed wave's
+        carried host took none in this run: the interrupted run's, as the journal kept it (Ansible's first,
+        else the verifier's)."""
         if host in outcome.remote:
             return self.verify_pre[host].posture if host in self.verify_pre else None
         doc = outcome.posture_pre.get(host)
+        if doc is None and host in self.carried:
+            for phase in ("pre", "verify-pre"):
+                doc = self.journal.snapshots(self.plan.plan_id, outcome.index, phase).get(host)
+                if doc is not None:
+                    break
         return doc if isinstance(doc, Mapping) else None
 
     def _pre_versions(self, host: str, outcome: WaveOutcome) -> dict[str, str | None]:

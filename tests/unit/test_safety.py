@@ -437,7 +437,8 @@ def test_a_carried_host_found_drifted_on_resume_is_rolled_back_from_the_journals
     rolled: dict = {}
 
     def rollback(index, hosts, outcome, reason):
-        rolled.update(hosts=list(hosts), pre=sorted(outcome.posture_pre), reason=reason)
+        # what the rollback restores each host from (rollback() reads it through _pre_doc)
+        rolled.update(hosts=list(hosts), pre={h: loop._pre_doc(h, outcome) for h in hosts}, reason=reason)
         return {}
 
     monkeypatch.setattr(loop, "rollback", rollback)
@@ -445,7 +446,7 @@ def test_a_carried_host_found_drifted_on_resume_is_rolled_back_from_the_journals
     halt = loop.after_wave(WaveOutcome(plan.plan_id, 0, tmp_path, carried, {}, {}, {}))
     assert halt is not None and halt.kind == "drift" and halt.hosts == ("a",)
     # the rollback gets every rollbackable host of the wave, with the interrupted run's pre-flight documents
-    assert rolled["hosts"] == ["a", "b"] and rolled["pre"] == ["a", "b"]
+    assert rolled["hosts"] == ["a", "b"] and rolled["pre"] == {h: doc(h, "lab_base") for h in "ab"}
     assert rolled["reason"].startswith("drift: ")
     loop.close()
 
