@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     opts = RunOptions(
         lab_instance=args.lab,
-        own_lab=not args.no_own_lab and args.staging is None,
+        own_lab=not args.no_own_lab,
         own_lab_instance=args.own_lab_name,
         staging_inventory=args.staging.resolve() if args.staging is not None else None,
         staging_target=args.staging_host,

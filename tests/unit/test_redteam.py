@@ -153,7 +153,7 @@ def test_on_staging_only_what_needs_no_lab_powers_runs(pb_home, tmp_path):
 
     inv = tmp_path / "staging.yml"
     inv.write_text("all: {hosts: {web1: {ansible_host: 127.0.0.1}}}\n")
-    opts = RunOptions(staging_inventory=inv, own_lab=False, workdir=tmp_path / "work")
+    opts = RunOptions(staging_inventory=inv, workdir=tmp_path / "work")  # own_lab stays allowed
     lying, audit = run(select(["lying-self-report", "audit-tampering"]), opts)
     assert lying.status == "unavailable" and "lab powers" in lying.detail and not lying.checks
     assert audit.status == "passed"
