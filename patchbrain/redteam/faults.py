@@ -31,7 +31,8 @@ FLEET = 4  # h01 the canary; the second wave has three hosts (one per fault of t
 LOCK_TIMEOUT_S = 15
 INSTALL_TASK = "Install the named versions with apt"
 LOCK_TASK = (
-    "Wait until no other package manager holds the package database (at most patch_lock_timeout seconds)"
+    "Wait until no other package manager holds the package database (at most patch_lock_timeout seconds), "
+    "then query the installed versions"
 )
 DISK_REFUSAL = "Refuse a host without enough free disk space to patch: not enough free disk space"
 _SSH_DROP_TAG = "pb-faults-ssh-drop"

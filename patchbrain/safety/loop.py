@@ -11,6 +11,7 @@ bake, the canary is read again and compared with pre-flight before the next wave
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import time
@@ -29,10 +30,12 @@ from patchbrain.models import Host
 from patchbrain.plans import Plan
 from patchbrain.posture.gate import compare
 from patchbrain.posture.models import Change
+from patchbrain.posture.prescan import Finding
 from patchbrain.safety import health, restore, snapshots
 from patchbrain.safety.options import SafetyOptions
 from patchbrain.safety.signals import SignalIntake
 from patchbrain.store import Store
+from patchbrain.verify import commands
 from patchbrain.verify.check import check_wave
 from patchbrain.verify.read import HostReading, SshAccess, access_from_listing, read_hosts
 
@@ -86,6 +89,8 @@ class SafetyLoop:
         self.cancel = cancel
         self.intake = SignalIntake(options.signals_file, options.signals_socket)
         self.verify_pre: dict[str, HostReading] = {}
+        # the verifier's pre-patch read of the wave, running while Ansible's preflight run goes on
+        self._pre_read: tuple[int, concurrent.futures.Future[dict[str, HostReading]]] | None = None
         self.carried: set[str] = set()  # hosts a resumed wave does not run again
         self.snapshotted: set[str] = set()
         self.records: dict[int, dict[str, Any]] = {}
@@ -137,6 +142,10 @@ class SafetyLoop:
                 base.before_wave(ctx)
             self.before_wave(ctx)
 
+        def gate(ctx: WaveContext, findings: Mapping[str, tuple[Finding, ...]]) -> Halt | None:
+            self.join_pre_read()  # the verifier's baseline is in before anything is installed
+            return base.prescan_gate(ctx, findings) if base.prescan_gate is not None else None
+
         def after(outcome: WaveOutcome) -> Halt | None:
             halt = base.after_wave(outcome) if base.after_wave is not None else None
             mine = self.after_wave(outcome, halted=halt)
@@ -156,6 +165,7 @@ class SafetyLoop:
         return dataclasses.replace(
             base,
             before_wave=before,
+            prescan_gate=gate,
             after_wave=after,
             after_bake=after_bake,
             bake_s=bake,
@@ -168,6 +178,10 @@ class SafetyLoop:
             self.started = True
 
     def close(self) -> None:
+        if self._pre_read is not None:  # a wave that ended before its gate: the read is not needed
+            self._pre_read[1].cancel()
+            concurrent.futures.wait([self._pre_read[1]])
+            self._pre_read = None
         self.intake.stop()
 
     # -- helpers ----------------------------------------------------------------------------------------
@@ -337,14 +351,30 @@ class SafetyLoop:
         states = self.journal.host_states(self.plan.plan_id)
         self.carried |= {h for h in ctx.hosts if states.get(h) in CARRIED}
         if self.opts.verify:
-            readings = self._read([h for h in ctx.hosts if h not in self.carried])
-            for host, r in readings.items():
-                if r.reachable:
-                    self.verify_pre[host] = r
-                    self.journal.save_snapshot(self.plan.plan_id, ctx.index, host, "verify-pre", r.posture)
+            # read while Ansible's preflight runs (it changes nothing); `join_pre_read` waits for it before
+            # the patch run (the pre-scan gate) or the drift gate, whichever comes first
+            todo = [h for h in ctx.hosts if h not in self.carried]
+            for host in todo:  # a bad name refuses the wave now (BadInput), before anything runs
+                if self._names(host):
+                    commands.versions_line(self._family(host), self._names(host))
+            pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-pre")
+            self._pre_read = (ctx.index, pool.submit(self._read, todo))
+            pool.shutdown(wait=False)
+
+    def join_pre_read(self) -> None:
+        """Wait for the verifier's pre-patch read of the wave and keep it (journal snapshot `verify-pre`)."""
+        if self._pre_read is None:
+            return
+        index, future = self._pre_read
+        self._pre_read = None
+        for host, r in future.result().items():
+            if r.reachable:
+                self.verify_pre[host] = r
+                self.journal.save_snapshot(self.plan.plan_id, index, host, "verify-pre", r.posture)
 
     def after_wave(self, outcome: WaveOutcome, *, halted: Halt | None = None) -> Halt | None:
         """Drift gate, verifier, health checks, signals; roll back what must be; halt or let it go on."""
+        self.join_pre_read()
         index = outcome.index
         self.outcomes[index] = outcome
         rec = self._record(index)

@@ -3,10 +3,13 @@
 Every command runs under `env -i` with a fixed PATH that leaves out /usr/local (where a tampered tool
 would most likely sit) and LC_ALL=C; package tools are called by absolute path. The only variable parts are
 package names, validated against the Debian or RPM grammar and shell-quoted as separate arguments.
+A read is one command when the host has a system Python (`probe_script_line`: the posture role's probe
+script runs these same probes and the version query), else one command per probe.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
 
@@ -56,6 +59,33 @@ def probe_line(name: str) -> str:
         if probe == name:
             return line([*_READ_FILE, path])
     raise KeyError(name)
+
+
+# Runs the posture role's own probe script (every probe and state file, one JSON object) with the first
+# system Python found; exits 127 when there is none, and the verifier then runs each probe on its own.
+_PYTHON = (
+    "sh",
+    "-c",
+    'for p in /usr/bin/python3 /usr/libexec/platform-python; do [ -x "$p" ] && exec "$p" -c "$1" "$2"; done; '
+    "exit 127",
+    "sh",
+)
+VERSIONS_PROBE = "patchbrain_versions"  # the version query's name inside the one-command read
+
+
+def probe_script_line(family: pkgspec.Family, names: Sequence[str]) -> str:
+    """Every probe, every state file and (when `names`) the installed versions in ONE remote command: the
+    posture role's `posture_probe.py`, given the same probes as `PROBES`/`FILES` plus the version query,
+    prints them as one JSON object {name: {rc, stdout, stderr, missing}}."""
+    from patchbrain.resources import roles_dir
+
+    source = (roles_dir() / "posture" / "files" / "posture_probe.py").read_text(encoding="utf-8")
+    probes = [{"name": name, "argv": list(argv)} for name, argv in PROBES]
+    if names:
+        query = shlex.split(versions_line(family, names))[len(ENV) :]
+        probes.append({"name": VERSIONS_PROBE, "argv": query})
+    spec = {"commands": probes, "files": [{"name": name, "path": path} for name, path in FILES]}
+    return line([*_PYTHON, source, json.dumps(spec, sort_keys=True)])
 
 
 def versions_line(family: pkgspec.Family, names: Sequence[str]) -> str:

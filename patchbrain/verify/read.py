@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import datetime as dt
+import json
 import logging
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -177,6 +178,48 @@ def _probe_result(rc: int, stdout: str, stderr: str) -> dict[str, Any]:
     return {"rc": rc, "stdout": stdout.rstrip("\n"), "stderr": stderr.rstrip("\n"), "missing": False}
 
 
+def _read_batched(
+    session: Session, host: str, family: pkgspec.Family, names: Sequence[str]
+) -> dict[str, dict[str, Any]] | None:
+    """Every probe (and the version query) in one command; None when the host cannot run it or its answer
+    is not the expected shape, so the caller runs each fixed command on its own instead."""
+    rc, out, err = session.run(commands.probe_script_line(family, names))
+    if rc != 0:
+        log.debug("verifier: one-command read of %s exited %s (%s); reading probe by probe", host, rc, err)
+        return None
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        doc = None
+    wanted = [n for n, _ in commands.PROBES + commands.FILES] + ([commands.VERSIONS_PROBE] if names else [])
+    if not isinstance(doc, dict) or not all(_is_probe(doc.get(n)) for n in wanted):
+        log.warning("verifier: %s gave an odd answer to the one-command read; reading probe by probe", host)
+        return None
+    probes: dict[str, dict[str, Any]] = {}
+    for name in wanted:
+        p = doc[name]
+        # the shape `_probe_result` gives each fixed command: trailing newlines stripped (a state file too),
+        # and a missing tool or file has no exit status
+        probes[name] = {
+            "rc": None if p["missing"] else p["rc"],
+            "stdout": p["stdout"].rstrip("\n"),
+            "stderr": p["stderr"].rstrip("\n"),
+            "missing": p["missing"],
+        }
+    return probes
+
+
+def _is_probe(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == {"rc", "stdout", "stderr", "missing"}
+        and (value["rc"] is None or type(value["rc"]) is int)
+        and isinstance(value["stdout"], str)
+        and isinstance(value["stderr"], str)
+        and type(value["missing"]) is bool
+    )
+
+
 def _family(host: Host) -> pkgspec.Family:
     return pkgspec.family_of(host.pkg_mgr or "apt")
 
@@ -191,14 +234,21 @@ def _read_one(host: Host, access: SshAccess, names: Sequence[str], timeout: floa
         log.warning("verifier cannot reach %s: %s", host.name, why)
         return HostReading(host.name, False, error=why, family=family, read_at=_now())
     try:
+        probes = _read_batched(session, host.name, family, names)
+        if probes is None:  # no usable Python on the host: each probe on its own
+            if version_cmd is not None:
+                probes = {commands.VERSIONS_PROBE: _probe_result(*session.run(version_cmd))}
+            else:
+                probes = {}
+            for name, _ in commands.PROBES:
+                probes[name] = _probe_result(*session.run(commands.probe_line(name)))
+            for name, _ in commands.FILES:
+                probes[name] = _probe_result(*session.run(commands.probe_line(name)))
         versions: dict[str, str | None] = {}
         if version_cmd is not None:
-            _, out, _ = session.run(version_cmd)
+            out = str(probes.pop(commands.VERSIONS_PROBE, {}).get("stdout", ""))
             parsed = parse_dpkg_installed(out) if family == "deb" else parse_rpm_installed(out)
             versions = {n: parsed.get(n) for n in names}
-        probes = {name: _probe_result(*session.run(commands.probe_line(name))) for name, _ in commands.PROBES}
-        for name, _ in commands.FILES:
-            probes[name] = _probe_result(*session.run(commands.probe_line(name)))
         key = session.host_key()
     except (paramiko.SSHException, OSError, EOFError) as exc:
         return HostReading(host.name, False, error=f"{type(exc).__name__}: {exc}", family=family)

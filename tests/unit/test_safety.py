@@ -482,7 +482,7 @@ def _closed_port() -> int:
 def test_hosts_an_execution_node_ran_are_gated_on_the_verifiers_readings_only(pb_home, tmp_path):
     """A node lost mid-slice sent no postflight snapshot, a lying node may send any snapshot it likes:
     neither decides; the verifier's own readings (before and after the wave) do."""
-    from patchbrain.executor.rollout import HostResult, WaveOutcome
+    from patchbrain.executor.rollout import HostResult, WaveHooks, WaveOutcome
     from patchbrain.journal import Journal
     from patchbrain.plans import plan_document
 
@@ -506,8 +506,12 @@ def test_hosts_an_execution_node_ran_are_gated_on_the_verifiers_readings_only(pb
         journal = Journal(loop.store)
         waves = [list(w) for w in plan.waves]
         journal.add_plan(plan.plan_id, inventory="inv", document=plan_document(plan), waves=waves)
-        loop.before_wave(ctx(plan, 0, plan.waves[0], tmp_path))
+        hooks = loop.hooks(WaveHooks())
+        first = ctx(plan, 0, plan.waves[0], tmp_path)
+        hooks.before_wave(first)  # starts the verifier's pre-patch read, alongside the preflight run
+        assert hooks.prescan_gate(first, {}) is None  # the gate, before the patch run, waits for it
         assert set(loop.verify_pre) == {"a", "b"}
+        assert set(journal.snapshots(plan.plan_id, 0, "verify-pre")) == {"a", "b"}
         for host in ("a", "b"):
             for state in ("running", "patched"):
                 journal.transition(plan.plan_id, host, state)

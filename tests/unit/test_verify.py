@@ -93,8 +93,81 @@ def test_reads_versions_ruleset_and_selinux_mode_with_only_fixed_commands(sshd, 
     snap = parse_document(dict(r.posture), host="h1")
     assert snap.selinux is not None and snap.selinux.runtime_mode == "permissive"
     assert r.posture["probes"]["ufw_status"]["missing"] is True
-    expected = {DPKG_LINE, *(commands.probe_line(n) for n, _ in commands.PROBES + commands.FILES)}
+    # the server has no Python for the one-command read (exit 127): each fixed command then runs on its own
+    one = commands.probe_script_line("deb", ["labdemo", "openssl"])
+    expected = {one, DPKG_LINE, *(commands.probe_line(n) for n, _ in commands.PROBES + commands.FILES)}
+    assert sshd.commands[0] == one
     assert set(sshd.commands) == expected and len(sshd.commands) == len(expected)
+
+
+def _one_command_answer() -> str:
+    import json
+
+    probes = {
+        name: {"rc": 2, "stdout": "", "stderr": "", "missing": True}
+        for name, _ in commands.PROBES + commands.FILES
+    }
+    nft = fixture("nft/lab_base.json").rstrip("\n")
+    probes["nft_ruleset"] = {"rc": 0, "stdout": nft, "stderr": "", "missing": False}
+    probes["getenforce"] = {"rc": 0, "stdout": "Permissive", "stderr": "", "missing": False}
+    probes["selinux_config"] = {
+        "rc": 0,
+        "stdout": fixture("selinux/config_enforcing.txt"),
+        "stderr": "",
+        "missing": False,
+    }
+    probes[commands.VERSIONS_PROBE] = {
+        "rc": 1,
+        "stdout": "labdemo\t1.1\tii ",
+        "stderr": "dpkg-query: no packages found",
+        "missing": False,
+    }
+    return json.dumps(probes)
+
+
+def _read_labdemo_openssl(server: LocalSshd, tmp_path: Path) -> HostReading:
+    """One apt host's reading of labdemo and openssl from `server` (closed afterwards)."""
+    try:
+        known = tmp_path / "known_hosts"
+        known.write_text(server.known_hosts_line())
+        return read_hosts(
+            [Host("h1", "127.0.0.1", pkg_mgr="apt")], ["labdemo", "openssl"], access=_access(server, known)
+        )["h1"]
+    finally:
+        server.close()
+
+
+def test_the_one_command_read_runs_the_posture_probe_with_the_same_probes(tmp_path):
+    one = commands.probe_script_line("deb", ["labdemo", "openssl"])
+    argv = shlex.split(one)
+    assert argv[:4] == ["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
+    source, spec = argv[-2], yaml.safe_load(argv[-1])
+    assert source == (ROOT / "roles/posture/files/posture_probe.py").read_text()
+    assert [(c["name"], tuple(c["argv"])) for c in spec["commands"]] == [
+        *commands.PROBES,
+        (commands.VERSIONS_PROBE, tuple(shlex.split(DPKG_LINE)[4:])),
+    ]
+    assert [(f["name"], f["path"]) for f in spec["files"]] == list(commands.FILES)
+    server = LocalSshd(tmp_path, {one: (0, _one_command_answer(), "")})
+    r = _read_labdemo_openssl(server, tmp_path)
+    assert server.commands == [one]  # one command, not one per probe
+    assert r.reachable, r.error
+    assert r.versions == {"labdemo": "1.1", "openssl": None}
+    assert r.selinux_mode == "permissive" and r.selinux_config_mode == "enforcing"
+    assert r.ruleset == fixture("nft/lab_base.json").rstrip("\n")
+    assert commands.VERSIONS_PROBE not in r.posture["probes"]
+    # a missing tool is recorded as the probe-by-probe read records it: no exit status
+    assert r.posture["probes"]["ufw_status"] == {"rc": None, "stdout": "", "stderr": "", "missing": True}
+
+
+@pytest.mark.parametrize("answer", ["not json", "[]", '{"nft_ruleset": {"rc": 0}}'])
+def test_an_odd_answer_to_the_one_command_read_falls_back_to_each_fixed_command(tmp_path, answer):
+    one = commands.probe_script_line("deb", ["labdemo", "openssl"])
+    server = LocalSshd(tmp_path, {**_answers(), one: (0, answer, "")})
+    r = _read_labdemo_openssl(server, tmp_path)
+    assert r.reachable and r.versions == {"labdemo": "1.1", "openssl": None}
+    assert r.selinux_mode == "permissive"
+    assert server.commands[0] == one and DPKG_LINE in server.commands[1:]
 
 
 def test_an_unknown_host_key_is_refused_before_any_command(sshd, tmp_path):
