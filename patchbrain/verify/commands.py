@@ -9,6 +9,7 @@ script runs these same probes and the version query), else one command per probe
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from collections.abc import Sequence
@@ -77,20 +78,29 @@ def probe_script_line(family: pkgspec.Family, names: Sequence[str]) -> str:
     """Every probe, every state file and (when `names`) the installed versions in ONE remote command: the
     posture role's `posture_probe.py`, given the same probes as `PROBES`/`FILES` plus the version query,
     prints them as one JSON object {name: {rc, stdout, stderr, missing}}."""
-    from patchbrain.resources import roles_dir
-
-    source = (roles_dir() / "posture" / "files" / "posture_probe.py").read_text(encoding="utf-8")
     probes = [{"name": name, "argv": list(argv)} for name, argv in PROBES]
     if names:
-        query = shlex.split(versions_line(family, names))[len(ENV) :]
-        probes.append({"name": VERSIONS_PROBE, "argv": query})
+        probes.append({"name": VERSIONS_PROBE, "argv": versions_argv(family, names)})
     spec = {"commands": probes, "files": [{"name": name, "path": path} for name, path in FILES]}
-    return line([*_PYTHON, source, json.dumps(spec, sort_keys=True)])
+    return line([*_PYTHON, _probe_source(), json.dumps(spec, sort_keys=True)])
 
 
-def versions_line(family: pkgspec.Family, names: Sequence[str]) -> str:
-    """The query of installed versions of `names` (each validated; BadInput names the bad one)."""
+@functools.cache
+def _probe_source() -> str:
+    """The posture role's probe script, read once per process (not once per host and read)."""
+    from patchbrain.resources import roles_dir
+
+    return (roles_dir() / "posture" / "files" / "posture_probe.py").read_text(encoding="utf-8")
+
+
+def versions_argv(family: pkgspec.Family, names: Sequence[str]) -> list[str]:
+    """The argv of the installed-versions query of `names` (each validated; BadInput names the bad one)."""
     checked = [pkgspec.check_name(n, family, source="verifier package list", field="name") for n in names]
     if not checked:
         raise BadInput("no package names to query", source="verifier package list")
-    return line([*(DPKG_QUERY if family == "deb" else RPM_QUERY), *checked])
+    return [*(DPKG_QUERY if family == "deb" else RPM_QUERY), *checked]
+
+
+def versions_line(family: pkgspec.Family, names: Sequence[str]) -> str:
+    """The query of installed versions of `names` as a command line (names validated as `versions_argv`)."""
+    return line(versions_argv(family, names))

@@ -240,9 +240,7 @@ def _read_one(host: Host, access: SshAccess, names: Sequence[str], timeout: floa
                 probes = {commands.VERSIONS_PROBE: _probe_result(*session.run(version_cmd))}
             else:
                 probes = {}
-            for name, _ in commands.PROBES:
-                probes[name] = _probe_result(*session.run(commands.probe_line(name)))
-            for name, _ in commands.FILES:
+            for name, _ in commands.PROBES + commands.FILES:
                 probes[name] = _probe_result(*session.run(commands.probe_line(name)))
         versions: dict[str, str | None] = {}
         if version_cmd is not None:
