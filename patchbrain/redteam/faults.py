@@ -357,6 +357,13 @@ def bad_wave_problems(
     per: dict[str, list[str]] = {h: [] for h in faults}
 
     # the faulty run, as `rollout --json` prints it
+    got_halt = first.get("halt") or {}
+    for h in faults:
+        if got_halt.get("kind") != "failures" or h not in got_halt.get("hosts", []):
+            per[h].append(
+                f"the wave was not halted per its threshold (0 failures allowed) naming {h} "
+                f"(state {first.get('state')}, halt {first.get('halt')})"
+            )
     if (first.get("state"), first.get("halt"), first.get("resumed")) != ("halted", halt, None):
         common.append(
             f"rollout --json: state {first.get('state')}, halt {first.get('halt')}, not halted {halt}"
@@ -601,6 +608,9 @@ def lock_problems(
         f"gave up after {LOCK_TIMEOUT_S} s"
     )
     problems: list[str] = []
+    got_halt = doc.get("halt") or {}
+    if got_halt.get("kind") != "failures" or host not in got_halt.get("hosts", []):
+        problems.append(f"rollout {doc.get('state')}, NOT halted for the failure of {host}")
     if (doc.get("state"), doc.get("halt"), doc.get("resumed")) != ("halted", halt, None):
         problems.append(
             f"rollout --json: state {doc.get('state')}, halt {doc.get('halt')}, not halted {halt}"

@@ -77,6 +77,11 @@ def _set_record(records, index, **values):
             {"h02"},
             "the verifier vouched for h02 in the faulty run",
         ),
+        (  # a wave allowed to fail (the failure-threshold defence off): every faulty host says so
+            lambda r: r["first"].update(state="done", halt=None),
+            {"h02", "h03", "h04"},
+            "was not halted per its threshold (0 failures allowed) naming",
+        ),
         (lambda r: r["resumed"].update(state="halted"), {"h02", "h03", "h04"}, "the resume's --json: state"),
         (
             lambda r: r["resumed"]["resumed"]["reverified"]["h04"].update(state="patched"),
@@ -137,6 +142,10 @@ def test_the_recorded_package_lock_run_passes_exactly():
     [
         (lambda r: r.update(holder=r["holder"] + 1), "journal h03: "),
         (lambda r: r["doc"].update(halt=None), "rollout --json: state halted, halt None"),
+        (
+            lambda r: r["doc"].update(state="done", halt=None),
+            "rollout done, NOT halted for the failure of h03",
+        ),
         (
             lambda r: _set_host(r["doc"], 1, "h03", state="patched"),
             "rollout --json: hosts [('h03', 'patched'",
