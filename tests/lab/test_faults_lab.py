@@ -27,9 +27,11 @@ from patchbrain.redteam.faults import (
     HOLD_DNF,
     INSTALL_TASK,
     LOCK_TASK,
+    failures_halt,
     hold_package_lock,
     kill_host,
     kill_tree,
+    rollout_records,
     task_event,
     upgrades,
     wait_for,
@@ -129,6 +131,32 @@ def audit_actions(plan_id):
     ]
 
 
+def audit_seq():
+    """The audit log's last sequence number (records of a later rollout come after it)."""
+    from patchbrain.audit import AuditLog
+    from patchbrain.store import Store
+
+    return AuditLog(Store()).head()[0]
+
+
+def run_audit(plan_id, since):
+    """The plan's `rollout.*` audit records after seq `since`, pinned as the red-team judge pins them."""
+    from patchbrain.store import Store
+
+    return rollout_records(Store(), plan_id, since)
+
+
+def resume_record(plan_id, since):
+    """The full payload of the plan's one `rollout.resume` record after `since` (what `--json` calls
+    `resumed`)."""
+    from patchbrain.audit import AuditLog
+    from patchbrain.store import Store
+
+    [rec] = [r for r in AuditLog(Store()).records(after_seq=since, action="rollout.resume")
+             if r.subject == plan_id]  # fmt: skip
+    return rec.payload["resume"]
+
+
 def audit_verifies():
     proc = cli("audit", "verify", "--json")
     doc = json.loads(proc.stdout)
@@ -148,6 +176,12 @@ def installed(lab, host):
 
 def history(plan_id, host):
     return [t.state for t in journal().history(plan_id, host)]
+
+
+def wave_hosts(doc, wave):
+    """{host: state} of wave `wave` (1-based) in a `rollout --json` document."""
+    [w] = [w for w in doc["waves"] if w["wave"] == wave]
+    return {h["host"]: h["state"] for h in w["hosts"]}
 
 
 # -- 1. concurrent rollouts --------------------------------------------------------------------------------
@@ -301,29 +335,115 @@ def test_a_host_that_dies_mid_wave_is_unreachable_never_patched_and_resume_rever
     rc, out, err = run.finish()
     assert rc == 4, out + err
     doc = json.loads(out)
-    assert doc["state"] == "halted" and doc["halt"]["kind"] == "failures" and doc["halt"]["hosts"] == [victim]
-    states = {h["host"]: h["state"] for w in doc["waves"] for h in w["hosts"]}
-    assert states == {**dict.fromkeys(w1 + w2, "patched"), victim: "unreachable"}
+    others = [h for h in w2 if h != victim]
+    halt = failures_halt(2, {victim: "unreachable"})
+    w2_states = {**dict.fromkeys(others, "patched"), victim: "unreachable"}
+    assert (doc["state"], doc["halt"], doc["resumed"], doc["lock_taken_over"]) == ("halted", halt, None, [])
+    assert [(w["wave"], w["halt"]) for w in doc["waves"]] == [(1, None), (2, halt)]
+    assert wave_hosts(doc, 1) == dict.fromkeys(w1, "patched") and wave_hosts(doc, 2) == w2_states
+    [dead] = [h for h in doc["waves"][1]["hosts"] if h["host"] == victim]
+    assert (dead["before"], dead["after"], dead["reboot_required"]) == ({}, {}, None)  # nothing reported
+    assert sorted(doc["waves"][1]["safety"]["verify"]) == sorted(others)  # the verifier vouched for them only
     record = journal().plan(pid)
-    assert record.hosts[victim] == "unreachable" and [w.state for w in record.waves] == ["done", "halted"]
+    assert record.state == "halted" and [w.state for w in record.waves] == ["done", "halted"]
+    assert record.waves[1].summary["halt"] == halt
+    assert [(t.state, t.detail) for t in journal().history(pid, victim)] == [
+        ("pending", ""),
+        ("running", ""),
+        ("unreachable", "unreachable"),
+    ]
+    for host in w1 + others:
+        assert history(pid, host) == ["pending", "running", "patched"], host
+    assert run_audit(pid, 0) == [
+        ("rollout.start", "", {"waves": [w1, w2]}),
+        ("rollout.wave.start", "/w1", {"hosts": w1}),
+        (
+            "rollout.wave.end",
+            "/w1",
+            {
+                "state": "done",
+                "halt": None,
+                "hosts": dict.fromkeys(w1, "patched"),
+                "states": {"patched": 1},
+                "verified": dict.fromkeys(w1, "ok"),
+                "rollback": {},
+            },
+        ),
+        ("rollout.wave.start", "/w2", {"hosts": w2}),
+        (
+            "rollout.wave.end",
+            "/w2",
+            {
+                "state": "halted",
+                "halt": halt,
+                "hosts": w2_states,
+                "states": {"patched": 2, "unreachable": 1},
+                "verified": dict.fromkeys(others, "ok"),
+                "rollback": {},
+            },
+        ),
+        ("rollout.end", "", {"state": "halted", "halt": halt}),
+    ]
     audit_verifies()
 
     # still down: --resume re-reads it, it stays unreachable, the wave stays halted
+    seq = audit_seq()
     proc = cli("rollout", str(path), "--resume", "--json", check=False)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["resumed"]["reverified"][victim]["state"] == "unreachable" and doc["resumed"]["to_run"] == []
-    assert doc["halt"]["hosts"] == [victim]
+    reverified = {h: v["state"] for h, v in doc["resumed"]["reverified"].items()}
+    assert reverified == w2_states and doc["resumed"]["to_run"] == []
+    assert (doc["resumed"]["wave"], doc["resumed"]["previous_state"]) == (2, "halted")
+    assert doc["resumed"]["reverified"][victim]["detail"].startswith("not reachable over the second channel")
+    assert (doc["state"], doc["halt"]) == ("halted", halt)
+    assert [w["wave"] for w in doc["waves"]] == [2] and wave_hosts(doc, 2) == w2_states
+    assert resume_record(pid, seq) == doc["resumed"]
+    wave2_end = {
+        "state": "halted",
+        "halt": halt,
+        "hosts": w2_states,
+        "states": {"patched": 2, "unreachable": 1},
+        "verified": dict.fromkeys(others, "ok"),
+        "rollback": {},
+    }
+    assert run_audit(pid, seq) == [
+        ("rollout.resume", "", {"reverified": w2_states, "to_run": []}),
+        ("rollout.wave.start", "/w2", {"hosts": w2}),
+        ("rollout.wave.end", "/w2", wave2_end),
+        ("rollout.end", "", {"state": "halted", "halt": halt}),
+    ]
+    audit_verifies()
 
     lab.up(len(FLAVORS), FLAVORS)  # the host comes back with its disk as it was
     assert installed(lab, victim) == "1.0"
+    seq = audit_seq()
     proc = cli("rollout", str(path), "--resume", "--json", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
-    reverified = doc["resumed"]["reverified"]
-    assert reverified[victim]["state"] == "pending" and doc["resumed"]["to_run"] == [victim]
-    assert all(reverified[h]["state"] == "patched" for h in w2 if h != victim)
-    assert {h["host"]: h["state"] for h in doc["waves"][0]["hosts"]} == dict.fromkeys(w2, "patched")
+    reverified = {h: v["state"] for h, v in doc["resumed"]["reverified"].items()}
+    assert reverified == {**dict.fromkeys(others, "patched"), victim: "pending"}
+    assert doc["resumed"]["to_run"] == [victim]
+    assert doc["resumed"]["reverified"][victim]["versions"] == {"labdemo": "1.0"}
+    assert (doc["state"], doc["halt"], doc["waves"][0]["halt"]) == ("done", None, None)
+    assert [w["wave"] for w in doc["waves"]] == [2] and wave_hosts(doc, 2) == dict.fromkeys(w2, "patched")
+    assert resume_record(pid, seq) == doc["resumed"]
+    assert run_audit(pid, seq) == [
+        ("rollout.resume", "", {"reverified": reverified, "to_run": [victim]}),
+        ("rollout.wave.start", "/w2", {"hosts": w2}),
+        (
+            "rollout.wave.end",
+            "/w2",
+            {
+                "state": "done",
+                "halt": None,
+                "hosts": dict.fromkeys(w2, "patched"),
+                "states": {"patched": 3},
+                "verified": dict.fromkeys(w2, "ok"),
+                "rollback": {},
+            },
+        ),
+        ("rollout.end", "", {"state": "done", "halt": None}),
+    ]
     for host in w1 + w2:
         assert installed(lab, host) == "1.1" and upgrades(lab, host) == 1, host
     assert history(pid, victim) == [
@@ -337,7 +457,11 @@ def test_a_host_that_dies_mid_wave_is_unreachable_never_patched_and_resume_rever
         "running",
         "patched",
     ]
-    assert journal().plan(pid).state == "done"
+    for host in others:  # re-read by both resumes, never run again
+        assert history(pid, host) == ["pending", "running", "patched", *["verifying", "patched"] * 2], host
+    assert history(pid, w1[0]) == ["pending", "running", "patched"]
+    record = journal().plan(pid)
+    assert record.state == "done" and [w.state for w in record.waves] == ["done", "done"]
     audit_verifies()
 
 
@@ -372,15 +496,18 @@ def test_a_held_package_manager_lock_fails_that_host_after_a_bounded_wait(lab, t
     proc = cli("rollout", str(path), "--json", "--lock-timeout", "20", check=False)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["state"] == "halted" and doc["halt"]["kind"] == "failures"
-    assert sorted(doc["halt"]["hosts"]) == ["h03", "h05"]
-    hosts = {h["host"]: h for w in doc["waves"] for h in w["hosts"]}
-    assert {h: v["state"] for h, v in hosts.items()} == {
-        "h01": "patched",
-        "h02": "patched",
-        "h03": "failed",
-        "h05": "failed",
-    }
+    halt = failures_halt(2, {"h03": "failed", "h05": "failed"})
+    w2_states = {"h02": "patched", "h03": "failed", "h05": "failed"}
+    assert (doc["state"], doc["halt"], doc["resumed"], doc["lock_taken_over"]) == ("halted", halt, None, [])
+    assert [(w["wave"], w["halt"]) for w in doc["waves"]] == [(1, None), (2, halt)]
+    assert wave_hosts(doc, 1) == {"h01": "patched"} and wave_hosts(doc, 2) == w2_states
+    for h in doc["waves"][1]["hosts"]:
+        if h["host"] != "h02":  # nothing reported installed on a host that never got the lock
+            assert (h["before"], h["after"], h["reboot_required"]) == ({}, {}, None), h
+    assert doc["waves"][1]["safety"]["verify"].keys() == {"h02"}
+    record = journal().plan(pid)
+    assert record.state == "halted" and [w.state for w in record.waves] == ["done", "halted"]
+    assert record.waves[1].summary["halt"] == halt
     detail = {t.host: t.detail for t in journal().history(pid) if t.state == "failed"}
     for host, holder, code, lock in (
         ("h03", apt_holder, HOLD_APT, "/var/lib/dpkg/lock-frontend"),
@@ -390,6 +517,7 @@ def test_a_held_package_manager_lock_fails_that_host_after_a_bounded_wait(lab, t
             f"{LOCK_TASK}: non-zero return code: the package database is locked by pid {holder} "
             f"({('python3 -c ' + code)[:120]}) ({lock}); gave up after 20 s"
         )
+        assert history(pid, host) == ["pending", "running", "failed"], host
         # the wait was bounded: from the task's start to its failure, at least the timeout, not forever
         patch_dir = wave_dir(pid, 2) / f"{pid}-w2-patch"
         start, end = (
@@ -397,17 +525,82 @@ def test_a_held_package_manager_lock_fails_that_host_after_a_bounded_wait(lab, t
         )
         took = (_when(end) - _when(start)).total_seconds()
         assert 20 <= took <= 20 + 300, (host, took)
+    for host in ("h01", "h02"):
+        assert history(pid, host) == ["pending", "running", "patched"], host
+    assert run_audit(pid, 0) == [
+        ("rollout.start", "", {"waves": [w1, w2]}),
+        ("rollout.wave.start", "/w1", {"hosts": w1}),
+        (
+            "rollout.wave.end",
+            "/w1",
+            {
+                "state": "done",
+                "halt": None,
+                "hosts": {"h01": "patched"},
+                "states": {"patched": 1},
+                "verified": {"h01": "ok"},
+                "rollback": {},
+            },
+        ),
+        ("rollout.wave.start", "/w2", {"hosts": w2}),
+        (
+            "rollout.wave.end",
+            "/w2",
+            {
+                "state": "halted",
+                "halt": halt,
+                "hosts": w2_states,
+                "states": {"failed": 2, "patched": 1},
+                "verified": {"h02": "ok"},
+                "rollback": {},
+            },
+        ),
+        ("rollout.end", "", {"state": "halted", "halt": halt}),
+    ]
     assert installed(lab, "h03") == "1.0" and rpm_installed(lab, "h05") == "1.0-1"
     assert installed(lab, "h02") == "1.1"
     audit_verifies()
 
-    # the holders finish: --resume patches the two hosts, and only them
+    # the holders finish: --resume re-reads the wave and patches the two hosts, and only them
     for host in ("h03", "h05"):
         lab.exec(host, ["sh", "-c", 'kill "$(cat /run/holder.pid)"'], check=True)
+    seq = audit_seq()
     proc = cli("rollout", str(path), "--resume", "--json", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
+    reverified = {"h02": "patched", "h03": "pending", "h05": "pending"}
+    assert {h: v["state"] for h, v in doc["resumed"]["reverified"].items()} == reverified
+    assert {h: v["versions"] for h, v in doc["resumed"]["reverified"].items()} == {
+        "h02": {"labdemo": "1.1"},
+        "h03": {"labdemo": "1.0"},
+        "h05": {"labdemo": "1.0-1"},
+    }
     assert doc["resumed"]["to_run"] == [h for h in w2 if h in ("h03", "h05")]
+    assert (doc["state"], doc["halt"], doc["lock_taken_over"]) == ("done", None, [])
+    assert [w["wave"] for w in doc["waves"]] == [2] and wave_hosts(doc, 2) == dict.fromkeys(w2, "patched")
+    assert resume_record(pid, seq) == doc["resumed"]
+    assert run_audit(pid, seq) == [
+        ("rollout.resume", "", {"reverified": reverified, "to_run": doc["resumed"]["to_run"]}),
+        ("rollout.wave.start", "/w2", {"hosts": w2}),
+        (
+            "rollout.wave.end",
+            "/w2",
+            {
+                "state": "done",
+                "halt": None,
+                "hosts": dict.fromkeys(w2, "patched"),
+                "states": {"patched": 3},
+                "verified": dict.fromkeys(w2, "ok"),
+                "rollback": {},
+            },
+        ),
+        ("rollout.end", "", {"state": "done", "halt": None}),
+    ]
+    for host in ("h03", "h05"):
+        assert history(pid, host) == ["pending", "running", "failed", "verifying", "pending", "running",
+                                      "patched"], host  # fmt: skip
+    assert history(pid, "h02") == ["pending", "running", "patched", "verifying", "patched"]
+    assert journal().plan(pid).state == "done"
     assert installed(lab, "h03") == "1.1" and rpm_installed(lab, "h05") == "1.1-1"
     assert upgrades(lab, "h02") == 1
     audit_verifies()
