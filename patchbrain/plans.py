@@ -552,8 +552,7 @@ def _host_entry(entry: Any, source: str, where: str) -> PlannedHost:
 
 
 def _fixes(raw: Any, source: str, where: str) -> tuple[FixClaim, ...]:
-    """The claims of a package's `fixes` list (its `disputed` flags are derived: the id check catches an
-    edited one)."""
+    """The claims of a package's `fixes` list; each `disputed` flag must be what its claims say."""
     if not isinstance(raw, list):
         raise BadInput("a list of {cve, disputed, claims}", source=source, field=where)
     out = []
@@ -576,6 +575,8 @@ def _fixes(raw: Any, source: str, where: str) -> tuple[FixClaim, ...]:
                     _text(c.get("detail", ""), source, f"{cf}.detail"),
                 )
             )
+        if fix.get("disputed") is not _disputed(out[-len(claims) :]):
+            raise BadInput("does not match its claims", source=source, field=f"{field}.disputed")
     return tuple(out)
 
 

@@ -450,7 +450,9 @@ def with_osv_claims(
     """`updates` with the OSV advisories' claims in `store` joined to discovery's claims (changelog,
     dnf updateinfo, zypper patches). `systems` maps each host to (distribution, release) as discovery
     read them. `cves` is left as discovery found it (ranking uses it); the claims say who says what,
-    disputes included. Identical updates on many hosts are matched once."""
+    disputes included. A CVE no source says this update fixes is left out (OSV's "not fixed" claims for
+    every older advisory of the package would bury the plan). Identical updates on many hosts are
+    matched once."""
     if store is None or not has_advisories(store):
         return list(updates)
     memo: dict[tuple[object, ...], tuple[FixClaim, ...]] = {}
@@ -465,6 +467,6 @@ def with_osv_claims(
         claims = memo.get(key)
         if claims is None:
             match = match_update(u, store, distro=system[0], release=system[1])
-            claims = memo[key] = tuple(c for fix in match.cves for c in fix.claims)
+            claims = memo[key] = tuple(c for fix in match.cves if fix.fixed for c in fix.claims)
         out.append(dataclasses.replace(u, claims=claims))
     return out
