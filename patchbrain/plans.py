@@ -311,6 +311,12 @@ def _claim_order(c: FixClaim) -> tuple[str, str, str, str]:
     return (c.cve_id, c.says, c.source, c.detail)
 
 
+def _plan_claims(claims: Iterable[FixClaim]) -> tuple[FixClaim, ...]:
+    """Sorted, without duplicates, texts cut to what a plan file may hold (so the plan always loads)."""
+    cut = {dataclasses.replace(c, source=c.source[:_MAX_TEXT], detail=c.detail[:_MAX_TEXT]) for c in claims}
+    return tuple(sorted(cut, key=_claim_order))
+
+
 def plan_from_layout(
     layout: PlanLayout,
     *,
@@ -335,7 +341,7 @@ def plan_from_layout(
                     p.installed,
                     _round_risk(p.risk),
                     p.explanation,
-                    tuple(sorted(set(p.claims), key=_claim_order)),
+                    _plan_claims(p.claims),
                 )
                 for p in r.packages
             ),

@@ -112,6 +112,7 @@ def parse_zypper_updates(xml_text: str) -> list[tuple[str, str, str]]:
 
 
 _PATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
+_UPDATEINFO_KIND = re.compile(r"^[A-Za-z][A-Za-z/.-]{0,39}$")  # "Important/Sec.", "bugfix", ...
 
 
 def parse_zypper_patch_claims(xml_text: str) -> dict[str, list[FixClaim]]:
@@ -176,7 +177,11 @@ def parse_host_doc(host: str, doc: Mapping[str, Any]) -> HostDiscovery:
             (n, installed.get(n, ""), c) for n, _arch, c in parse_dnf_check_update(_text(doc, "check_update"))
         ]
         updateinfo = [
-            line for line in parse_dnf_updateinfo(_text(doc, "updateinfo")) if pkgspec.is_cve(line.id)
+            line
+            for line in parse_dnf_updateinfo(_text(doc, "updateinfo"))
+            if pkgspec.is_cve(line.id)
+            and _UPDATEINFO_KIND.match(line.kind)
+            and pkgspec.is_version(line.evr, "rpm")
         ]
     else:
         raw = parse_zypper_updates(_text(doc, "list_updates_xml"))

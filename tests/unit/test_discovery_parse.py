@@ -161,3 +161,23 @@ def test_unknown_package_manager_is_refused():
     with pytest.raises(ValueError, match="unknown package manager"):
         discovery.parse_host_doc("h1", {"pkg_mgr": "{{ x }}"})
     assert discovery.parse_run_data({"patchbrain_facts": {"bad host!": {}}}) == []
+
+
+def test_hostile_updateinfo_lines_claim_nothing(docs):
+    evil = (
+        "CVE-2023-38545 {{lookup('pipe','id')}} democurl-7.76.1-26.el9_3.2.noarch\n"
+        f"CVE-2023-38546 {'A' * 5000} democurl-7.76.1-26.el9_3.2.noarch\n"
+        "CVE-2023-38547 Important/Sec. democurl-7.76.1-26.el9_3;id.noarch\n"
+        "CVE-2023-38548 Important/Sec. democurl-7.76.1-26.el9_3.2.noarch\n"
+    )
+    doc = dict(
+        docs["h02"],
+        installed="democurl\t0:7.76.1-26.el9\tnoarch\n",
+        check_update="\ndemocurl.noarch   7.76.1-26.el9_3.2   lab\n",
+        updateinfo=evil,
+        changelogs={},
+    )
+    [update] = discovery.parse_host_doc("h02", doc).pending
+    assert update.claims == (
+        FixClaim("CVE-2023-38548", "fixed", "dnf-updateinfo", "Important/Sec. in democurl-7.76.1-26.el9_3.2"),
+    )

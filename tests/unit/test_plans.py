@@ -213,3 +213,11 @@ def test_broken_fixes_name_the_field(mutate, field):
     with pytest.raises(BadInput, match=r"plan\.yaml") as exc:
         parse_plan(doc, source="plan.yaml")
     assert f"packages[0].{field}" in str(exc.value)
+
+
+def test_a_plan_with_an_overlong_claim_detail_still_loads(tmp_path):
+    long = dataclasses.replace(_OSV_YES, detail="from /feeds/" + "x" * 5000)
+    plan = _claimed((_CHANGELOG, long))
+    path = tmp_path / "plan.yaml"
+    path.write_text(dump_plan(plan))
+    assert load_plan(path) == plan
