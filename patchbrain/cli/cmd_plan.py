@@ -99,6 +99,7 @@ def _make(args: argparse.Namespace) -> int:
     from patchbrain.audit import default_actor, open_audit_log
     from patchbrain.errors import BadInput
     from patchbrain.feeds.cvestore import CveStore
+    from patchbrain.feeds.matching import has_advisories
     from patchbrain.inventory import load_hosts
     from patchbrain.journal import Journal
     from patchbrain.keys import KeyStore
@@ -124,7 +125,8 @@ def _make(args: argparse.Namespace) -> int:
     if latest is None:
         raise BadInput("no discovery on record: run `patchbrain discover` first")
     _taken, inventory, document = latest
-    pending = updates_from_discovery(document.get("hosts", []), CveStore(store))
+    cves = CveStore(store)
+    pending = updates_from_discovery(document.get("hosts", []), cves)
     releases = {
         str(h.get("host")): f"{h.get('distribution', '')} {h.get('release', '')}".strip()
         for h in document.get("hosts", [])
@@ -198,6 +200,11 @@ def _make(args: argparse.Namespace) -> int:
         print(f"plan {plan.plan_id}: {len(plan.hosts)} hosts in waves of {sizes or 'nothing'} -> {args.out}")
         for w in plan.warnings:
             print(f"warning: {w}")
+        disputed = sum(len(p.disputed_cves) for h in plan.hosts.values() for p in h.packages)
+        if not has_advisories(cves):
+            print("note: no OSV advisories loaded (`patchbrain feeds load`): CVE claims are discovery's only")
+        elif disputed:
+            print(f"note: {disputed} disputed CVE claim(s): see `patchbrain plan show {args.out}`")
     return 0
 
 

@@ -134,7 +134,7 @@ def test_plan_joins_osv_claims_and_shows_disputes(pb_home, capsys, tmp_path, mon
     CveStore(Store()).load(Path(__file__).parents[1] / "fixtures" / "osv")
     out = tmp_path / "plan.yaml"
     assert cli.main(["plan", "--waves", "1,100%", "--out", str(out)]) == 0
-    capsys.readouterr()
+    assert f"note: 1 disputed CVE claim(s): see `patchbrain plan show {out}`" in capsys.readouterr().out
 
     assert cli.main(["plan", "show", str(out), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -163,3 +163,8 @@ def test_plan_joins_osv_claims_and_shows_disputes(pb_home, capsys, tmp_path, mon
         "disputed CVE-2023-38545 in libcurl4 7.88.1-10+deb12u3 on web1: changelog says fixed "
         "(changelog entry 7.88.1-10+deb12u3); osv:DSA-5523-1 says not-fixed" in text
     )
+
+
+def test_plan_says_when_no_osv_advisories_are_loaded(discovered, capsys, tmp_path):
+    assert cli.main(["plan", "--waves", "1,100%", "--out", str(tmp_path / "p.yaml")]) == 0
+    assert "note: no OSV advisories loaded" in capsys.readouterr().out
