@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
 from patchbrain.errors import BadInput
-from patchbrain.models import Host, PendingUpdate, PkgManager
+from patchbrain.models import FixClaim, Host, PendingUpdate, PkgManager
 from patchbrain.waves import DEFAULT_SPEC, Share, parse_spec, wave_sizes
 from patchbrain.windows import MaintenanceWindow
 
@@ -86,6 +86,7 @@ class RankedPackage:
     cves: tuple[str, ...]
     risk: float
     explanation: str
+    claims: tuple[FixClaim, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -152,7 +153,9 @@ def rank_host(target: HostTarget, scorer: Scorer) -> RankedHost:
         s = scorer(u)
         if not 0.0 <= s.risk <= 1.0:
             raise BadInput(f"risk {s.risk!r} is outside [0, 1]", source=u.host, field=u.package)
-        packages.append(RankedPackage(u.package, u.candidate, u.installed, u.cves, s.risk, s.explanation))
+        packages.append(
+            RankedPackage(u.package, u.candidate, u.installed, u.cves, s.risk, s.explanation, u.claims)
+        )
     packages.sort(key=lambda p: (-p.risk, p.name))
     keep = 1.0
     for p in packages:

@@ -18,14 +18,14 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
 from patchbrain import pkgspec
 from patchbrain.errors import BadInput, RefusedByPolicy
 from patchbrain.inventory import HOST_NAME
-from patchbrain.models import Host, PendingUpdate, PkgManager
+from patchbrain.models import FixClaim, Host, PendingUpdate, PkgManager
 from patchbrain.planner import (
     HostTarget,
     PlanLayout,
@@ -36,6 +36,9 @@ from patchbrain.planner import (
     plan_waves,
 )
 from patchbrain.waves import DEFAULT_SPEC
+
+if TYPE_CHECKING:
+    from patchbrain.feeds.cvestore import CveStore
 
 SCHEMA = "patchbrain.plan/2"
 _MAX_TEXT = 2000
@@ -48,7 +51,11 @@ class PlanChanged(RefusedByPolicy):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PlannedPackage:
-    """One exact package version to install, with the CVEs it fixes and its risk (0..100)."""
+    """One exact package version to install, with the CVEs it fixes and its risk (0..100).
+
+    `cves` is what discovery found and ranking used; `claims` is every source's claim per CVE (changelog,
+    dnf updateinfo, zypper patches, OSV advisories), sorted, disputes included (`disputed_cves`).
+    """
 
     name: str
     version: str
@@ -56,6 +63,41 @@ class PlannedPackage:
     installed: str | None = None
     risk: float = 0.0
     explanation: str = ""
+    claims: tuple[FixClaim, ...] = ()
+
+    def fixes(self) -> dict[str, tuple[FixClaim, ...]]:
+        """{CVE id: its claims}, in CVE order."""
+        out: dict[str, list[FixClaim]] = {}
+        for c in self.claims:
+            out.setdefault(c.cve_id, []).append(c)
+        return {cve: tuple(cs) for cve, cs in sorted(out.items())}
+
+    @property
+    def disputed_cves(self) -> tuple[str, ...]:
+        """CVE ids whose claims disagree (some say fixed, some not)."""
+        return tuple(cve for cve, cs in self.fixes().items() if _disputed(cs))
+
+    def fix_summary(self) -> list[str]:
+        """One line per CVE: "CVE-2023-38545 (changelog, osv:DSA-5523-1)", or for a dispute
+        "CVE-... DISPUTED (fixed: changelog; not fixed: osv:DSA-...)". Without claims, the bare CVE ids."""
+        if not self.claims:
+            return list(self.cves)
+        out = []
+        for cve, cs in self.fixes().items():
+            fixed = ", ".join(dict.fromkeys(c.source for c in cs if c.says == "fixed"))
+            if _disputed(cs):
+                not_fixed = ", ".join(dict.fromkeys(c.source for c in cs if c.says == "not-fixed"))
+                out.append(f"{cve} DISPUTED (fixed: {fixed}; not fixed: {not_fixed})")
+            elif fixed:
+                out.append(f"{cve} ({fixed})")
+            else:
+                sources = ", ".join(dict.fromkeys(c.source for c in cs))
+                out.append(f"{cve} not fixed ({sources})")
+        return out
+
+
+def _disputed(claims: Iterable[FixClaim]) -> bool:
+    return len({c.says for c in claims}) > 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -155,17 +197,7 @@ def plan_content(plan: Plan) -> dict[str, Any]:
                     "os": plan.hosts[h].os_release,
                     "platform": plan.hosts[h].platform,
                     "risk": plan.hosts[h].risk,
-                    "packages": [
-                        {
-                            "name": p.name,
-                            "version": p.version,
-                            "installed": p.installed,
-                            "cves": list(p.cves),
-                            "risk": p.risk,
-                            "explanation": p.explanation,
-                        }
-                        for p in plan.hosts[h].packages
-                    ],
+                    "packages": [_package_content(p) for p in plan.hosts[h].packages],
                 }
                 for h in wave
             ]
@@ -174,6 +206,27 @@ def plan_content(plan: Plan) -> dict[str, Any]:
         "excluded": [{"host": h, "reason": r} for h, r in sorted(plan.excluded.items())],
         "warnings": list(plan.warnings),
     }
+
+
+def _package_content(p: PlannedPackage) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": p.name,
+        "version": p.version,
+        "installed": p.installed,
+        "cves": list(p.cves),
+        "risk": p.risk,
+        "explanation": p.explanation,
+    }
+    if p.claims:  # only when there are claims: plans made before claims were kept keep their ids
+        out["fixes"] = [
+            {
+                "cve": cve,
+                "disputed": _disputed(cs),
+                "claims": [{"says": c.says, "source": c.source, "detail": c.detail} for c in cs],
+            }
+            for cve, cs in p.fixes().items()
+        ]
+    return out
 
 
 def compute_plan_id(content: Mapping[str, Any]) -> str:
@@ -254,6 +307,16 @@ def _round_risk(risk: float) -> float:
     return round(100.0 * risk, 2)
 
 
+def _claim_order(c: FixClaim) -> tuple[str, str, str, str]:
+    return (c.cve_id, c.says, c.source, c.detail)
+
+
+def _plan_claims(claims: Iterable[FixClaim]) -> tuple[FixClaim, ...]:
+    """Sorted, without duplicates, texts cut to what a plan file may hold (so the plan always loads)."""
+    cut = {dataclasses.replace(c, source=c.source[:_MAX_TEXT], detail=c.detail[:_MAX_TEXT]) for c in claims}
+    return tuple(sorted(cut, key=_claim_order))
+
+
 def plan_from_layout(
     layout: PlanLayout,
     *,
@@ -271,7 +334,15 @@ def plan_from_layout(
             name,
             r.pkg_mgr,
             tuple(
-                PlannedPackage(p.name, p.version, p.cves, p.installed, _round_risk(p.risk), p.explanation)
+                PlannedPackage(
+                    p.name,
+                    p.version,
+                    p.cves,
+                    p.installed,
+                    _round_risk(p.risk),
+                    p.explanation,
+                    _plan_claims(p.claims),
+                )
                 for p in r.packages
             ),
             r.os_release,
@@ -346,6 +417,19 @@ def targets_from(
         HostTarget(known.get(name) or Host(name, name), releases.get(name, ""), mgr[name], tuple(ups))
         for name, ups in sorted(by_host.items())
     ]
+
+
+def updates_from_discovery(
+    host_docs: Iterable[Mapping[str, Any]], cves: CveStore | None = None
+) -> list[PendingUpdate]:
+    """The pending updates of the journal's discovery host documents, each with its sources' claims, and
+    the claims of the OSV advisories loaded in `cves` joined (`feeds.matching.with_osv_claims`)."""
+    from patchbrain.feeds.matching import with_osv_claims
+
+    docs = list(host_docs)
+    pending = [PendingUpdate.from_dict(p) for d in docs for p in d.get("pending", [])]
+    systems = {str(d.get("host")): (str(d.get("distribution", "")), str(d.get("release", ""))) for d in docs}
+    return with_osv_claims(pending, cves, systems)
 
 
 def make_plan(
@@ -460,6 +544,7 @@ def _host_entry(entry: Any, source: str, where: str) -> PlannedHost:
                 installed,
                 _risk(pkg.get("risk", 0.0), source, f"{field}.risk"),
                 _text(pkg.get("explanation", ""), source, f"{field}.explanation"),
+                _fixes(pkg.get("fixes", []), source, f"{field}.fixes"),
             )
         )
     return PlannedHost(
@@ -470,6 +555,35 @@ def _host_entry(entry: Any, source: str, where: str) -> PlannedHost:
         str(platform),
         _risk(entry.get("risk", 0.0), source, f"{where}.risk"),
     )
+
+
+def _fixes(raw: Any, source: str, where: str) -> tuple[FixClaim, ...]:
+    """The claims of a package's `fixes` list; each `disputed` flag must be what its claims say."""
+    if not isinstance(raw, list):
+        raise BadInput("a list of {cve, disputed, claims}", source=source, field=where)
+    out = []
+    for i, fix in enumerate(raw):
+        field = f"{where}[{i}]"
+        if not isinstance(fix, Mapping) or not pkgspec.is_cve(fix.get("cve")):
+            raise BadInput("a mapping with a CVE ID as cve", source=source, field=f"{field}.cve")
+        claims = fix.get("claims")
+        if not isinstance(claims, list) or not claims:
+            raise BadInput("a non-empty list of claims", source=source, field=f"{field}.claims")
+        for j, c in enumerate(claims):
+            cf = f"{field}.claims[{j}]"
+            if not isinstance(c, Mapping) or c.get("says") not in ("fixed", "not-fixed"):
+                raise BadInput("a claim whose says is fixed or not-fixed", source=source, field=f"{cf}.says")
+            out.append(
+                FixClaim(
+                    fix["cve"],
+                    c["says"],
+                    _text(c.get("source"), source, f"{cf}.source"),
+                    _text(c.get("detail", ""), source, f"{cf}.detail"),
+                )
+            )
+        if fix.get("disputed") is not _disputed(out[-len(claims) :]):
+            raise BadInput("does not match its claims", source=source, field=f"{field}.disputed")
+    return tuple(out)
 
 
 def _schedule(raw: Any, n_waves: int, source: str) -> tuple[WaveSchedule, ...]:

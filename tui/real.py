@@ -20,11 +20,12 @@ from patchbrain import config
 from patchbrain.approvals import sign_authorship
 from patchbrain.audit import open_audit_log
 from patchbrain.errors import PatchbrainError
+from patchbrain.feeds.cvestore import CveStore
 from patchbrain.inventory import load_hosts
 from patchbrain.journal import Journal
 from patchbrain.keys import KeyStore
-from patchbrain.models import Host, PendingUpdate
-from patchbrain.plans import Plan, dump_plan, load_plan, make_plan
+from patchbrain.models import Host
+from patchbrain.plans import Plan, dump_plan, load_plan, make_plan, updates_from_discovery
 from patchbrain.store import Store
 from tui.backend import (
     ApprovalView,
@@ -181,11 +182,7 @@ class RealBackend:
         if found is None:
             raise Unavailable("no discovery on record: run `patchbrain discover` first")
         inventory, docs = found
-        pending = [
-            PendingUpdate(**{**p, "cves": tuple(p.get("cves", ()))})
-            for d in docs.values()
-            for p in d.get("pending", [])
-        ]
+        pending = updates_from_discovery(docs.values(), CveStore(self.store()))
         if not pending:
             raise Unavailable("the latest discovery found nothing pending; nothing to plan")
         try:
@@ -376,12 +373,16 @@ def plan_view(plan: Plan) -> PlanView:
     with the schedule the planner gave them (earliest start inside every member's window, after the
     previous wave; bake; failures allowed)."""
     groups: dict[tuple[str, str], tuple[set[str], set[str], list[tuple[float, str]]]] = {}
+    disputes: dict[tuple[str, str], set[str]] = {}
     for h in plan.hosts.values():
         for p in h.packages:
             hosts, cves, scored = groups.setdefault((p.name, p.version), (set(), set(), []))
             hosts.add(h.host)
             cves.update(p.cves)
             scored.append((p.risk, p.explanation))
+            disputes.setdefault((p.name, p.version), set()).update(
+                line for line in p.fix_summary() if " DISPUTED " in line
+            )
     ranked = sorted(groups.items(), key=lambda kv: (-max(kv[1][2])[0], -len(kv[1][1]), -len(kv[1][0]), kv[0]))
     entries = []
     for rank, ((name, version), (hosts, cves, scored)) in enumerate(ranked, start=1):
@@ -396,7 +397,14 @@ def plan_view(plan: Plan) -> PlanView:
                 tuple(sorted(cves)),
                 KEV_MARK in why,
                 tuple(
-                    t for t in (f"fixes {len(cves)} CVE(s) on {len(hosts)} host(s)", why, plan.ranking) if t
+                    t
+                    for t in (
+                        f"fixes {len(cves)} CVE(s) on {len(hosts)} host(s)",
+                        *sorted(disputes.get((name, version), ())),
+                        why,
+                        plan.ranking,
+                    )
+                    if t
                 ),
             )
         )

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from patchbrain.cli.common import add_json, print_json
+
+if TYPE_CHECKING:
+    from patchbrain.models import FixClaim
+    from patchbrain.plans import Plan
 
 
 def _tristate(value: str) -> bool | None:
@@ -93,12 +98,13 @@ def _make(args: argparse.Namespace) -> int:
     from patchbrain.approvals import sign_authorship
     from patchbrain.audit import default_actor, open_audit_log
     from patchbrain.errors import BadInput
+    from patchbrain.feeds.cvestore import CveStore
+    from patchbrain.feeds.matching import has_advisories
     from patchbrain.inventory import load_hosts
     from patchbrain.journal import Journal
     from patchbrain.keys import KeyStore
-    from patchbrain.models import PendingUpdate
     from patchbrain.planner import PlanPolicy
-    from patchbrain.plans import dump_plan, make_plan, plan_document
+    from patchbrain.plans import dump_plan, make_plan, plan_document, updates_from_discovery
     from patchbrain.store import Store
 
     key = None
@@ -119,11 +125,8 @@ def _make(args: argparse.Namespace) -> int:
     if latest is None:
         raise BadInput("no discovery on record: run `patchbrain discover` first")
     _taken, inventory, document = latest
-    pending = [
-        PendingUpdate(**{**p, "cves": tuple(p.get("cves", ()))})
-        for host in document.get("hosts", [])
-        for p in host.get("pending", [])
-    ]
+    cves = CveStore(store)
+    pending = updates_from_discovery(document.get("hosts", []), cves)
     releases = {
         str(h.get("host")): f"{h.get('distribution', '')} {h.get('release', '')}".strip()
         for h in document.get("hosts", [])
@@ -197,6 +200,11 @@ def _make(args: argparse.Namespace) -> int:
         print(f"plan {plan.plan_id}: {len(plan.hosts)} hosts in waves of {sizes or 'nothing'} -> {args.out}")
         for w in plan.warnings:
             print(f"warning: {w}")
+        disputed = sum(len(p.disputed_cves) for h in plan.hosts.values() for p in h.packages)
+        if not has_advisories(cves):
+            print("note: no OSV advisories loaded (`patchbrain feeds load`): CVE claims are discovery's only")
+        elif disputed:
+            print(f"note: {disputed} disputed CVE claim(s): see `patchbrain plan show {args.out}`")
     return 0
 
 
@@ -222,14 +230,15 @@ def _show(args: argparse.Namespace) -> int:
     table = Table(title="Waves")
     for col in ("wave", "kind", "earliest start", "max fail", "bake", "host", "os", "risk"):
         table.add_column(col, overflow="fold")
-    table.add_column("packages (version, risk: CVEs)", overflow="fold", min_width=24)
+    table.add_column("packages (version, risk: CVEs (sources))", overflow="fold", min_width=24)
     for i, wave in enumerate(plan.waves):
         s = plan.wave_schedule(i)
         for j, host in enumerate(wave):
             h = plan.hosts[host]
             pkgs = "; ".join(
-                f"{p.name} {p.version} ({p.risk:.1f}{': ' + ', '.join(p.cves) if p.cves else ''})"
+                f"{p.name} {p.version} ({p.risk:.1f}{': ' + ', '.join(fixes) if fixes else ''})"
                 for p in h.packages
+                for fixes in [p.fix_summary()]
             )
             first = j == 0
             table.add_row(
@@ -244,8 +253,26 @@ def _show(args: argparse.Namespace) -> int:
                 escape(sanitize(pkgs)),
             )
     console.print(table)
+    for line in _disputes(plan):
+        console.print(f"[red]{escape(sanitize(line))}[/red]")
     for host, reason in sorted(plan.excluded.items()):
         console.print(f"excluded {host}: {escape(sanitize(reason))}")
     for w in plan.warnings:
         console.print(f"[yellow]warning: {escape(sanitize(w))}[/yellow]")
     return 0
+
+
+def _disputes(plan: Plan) -> list[str]:
+    """One line per disputed (package, version, CVE), with each source's claim and the hosts it is on."""
+    seen: dict[tuple[str, str, str], tuple[list[str], tuple[FixClaim, ...]]] = {}
+    for h in plan.hosts.values():
+        for p in h.packages:
+            fixes = p.fixes()
+            for cve in p.disputed_cves:
+                seen.setdefault((p.name, p.version, cve), ([], fixes[cve]))[0].append(h.host)
+    out = []
+    for (name, version, cve), (hosts, claims) in sorted(seen.items()):
+        said = "; ".join(f"{c.source} says {c.says} ({c.detail})" for c in claims)
+        where = ", ".join(hosts[:5]) + (f" and {len(hosts) - 5} more" if len(hosts) > 5 else "")
+        out.append(f"disputed {cve} in {name} {version} on {where}: {said}")
+    return out

@@ -16,9 +16,15 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from patchbrain import pkgspec
-from patchbrain.feeds.matching import changelog_cves, parse_dnf_updateinfo
+from patchbrain.feeds.matching import (
+    UpdateinfoLine,
+    changelog_cves,
+    parse_changelog_source,
+    parse_dnf_updateinfo,
+    updateinfo_claims,
+)
 from patchbrain.inventory import HOST_NAME
-from patchbrain.models import PendingUpdate, PkgManager
+from patchbrain.models import FixClaim, PendingUpdate, PkgManager
 
 STATS_KEY = "patchbrain_facts"
 _MAX_XML = 5_000_000
@@ -105,25 +111,39 @@ def parse_zypper_updates(xml_text: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def parse_zypper_patch_cves(xml_text: str) -> dict[str, set[str]]:
-    """{package name: CVE IDs} from the issue lists of patches in `zypper -x list-patches`."""
+_PATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
+_UPDATEINFO_KIND = re.compile(r"^[A-Za-z][A-Za-z/.-]{0,39}$")  # "Important/Sec.", "bugfix", ...
+
+
+def parse_zypper_patch_claims(xml_text: str) -> dict[str, list[FixClaim]]:
+    """{package name: claims} from the issue lists of patches in `zypper -x list-patches` (source
+    "zypper-patch:<patch name>")."""
     if not xml_text.strip() or len(xml_text) > _MAX_XML:
         return {}
     try:
         root = ET.fromstring(xml_text)  # noqa: S314 - see the import note
     except ET.ParseError:
         return {}
-    out: dict[str, set[str]] = {}
+    out: dict[str, list[FixClaim]] = {}
     for update in root.iter("update"):
         if update.get("kind") != "patch":
             continue
+        patch = update.get("name", "")
+        source = f"zypper-patch:{patch}" if _PATCH_ID.match(patch) else "zypper-patch"
         cves = {i.get("id", "") for i in update.iter("issue") if i.get("type") == "cve"}
         cves = {c if c.startswith("CVE-") else f"CVE-{c}" for c in cves if c}
         for src in update.iter("solvable"):
             name = src.get("name")
             if name:
-                out.setdefault(name, set()).update(c for c in cves if pkgspec.is_cve(c))
+                claims = out.setdefault(name, [])
+                for cve in sorted(c for c in cves if pkgspec.is_cve(c)):
+                    claims.append(FixClaim(cve, "fixed", source, "zypper list-patches"))
     return out
+
+
+def parse_zypper_patch_cves(xml_text: str) -> dict[str, set[str]]:
+    """{package name: CVE IDs} from the issue lists of patches in `zypper -x list-patches`."""
+    return {n: {c.cve_id for c in cs} for n, cs in parse_zypper_patch_claims(xml_text).items()}
 
 
 def _changelog_for(doc: Mapping[str, Any], name: str, candidate: str) -> str | None:
@@ -148,19 +168,24 @@ def parse_host_doc(host: str, doc: Mapping[str, Any]) -> HostDiscovery:
     installed = (parse_dpkg_installed if family == "deb" else parse_rpm_installed)(_text(doc, "installed"))
 
     raw: list[tuple[str, str, str]]
-    extra_cves: dict[str, set[str]] = {}
+    updateinfo: list[UpdateinfoLine] = []
+    patch_claims: dict[str, list[FixClaim]] = {}
     if pkg_mgr == "apt":
         raw = parse_apt_simulate(_text(doc, "simulate"))
     elif pkg_mgr == "dnf":
         raw = [
             (n, installed.get(n, ""), c) for n, _arch, c in parse_dnf_check_update(_text(doc, "check_update"))
         ]
-        for line in parse_dnf_updateinfo(_text(doc, "updateinfo")):
-            if pkgspec.is_cve(line.id):
-                extra_cves.setdefault(line.name, set()).add(line.id)
+        updateinfo = [
+            line
+            for line in parse_dnf_updateinfo(_text(doc, "updateinfo"))
+            if pkgspec.is_cve(line.id)
+            and _UPDATEINFO_KIND.match(line.kind)
+            and pkgspec.is_version(line.evr, "rpm")
+        ]
     else:
         raw = parse_zypper_updates(_text(doc, "list_updates_xml"))
-        extra_cves = parse_zypper_patch_cves(_text(doc, "list_patches_xml"))
+        patch_claims = parse_zypper_patch_claims(_text(doc, "list_patches_xml"))
 
     pending: list[PendingUpdate] = []
     for name, old, new in raw:
@@ -169,12 +194,25 @@ def parse_host_doc(host: str, doc: Mapping[str, Any]) -> HostDiscovery:
             problems.append(f"dropped an update with an invalid name or version: {name[:60]!r} {new[:60]!r}")
             continue
         installed_version = old if old and pkgspec.is_version(old, family) else installed.get(name)
-        cves = set(extra_cves.get(name, set()))
+        claims: list[FixClaim] = []
+        source_package = None
         text = _changelog_for(doc, name, new)
         if text is None:
             problems.append(f"{name}: no changelog read from the candidate; CVEs from advisories only")
         else:
-            cves.update(c for c in changelog_cves(text, family, installed_version, new) if pkgspec.is_cve(c))
+            for cve, versions in changelog_cves(text, family, installed_version, new).items():
+                if pkgspec.is_cve(cve):
+                    claims.append(
+                        FixClaim(cve, "fixed", "changelog", f"changelog entry {', '.join(versions)}")
+                    )
+            if family == "deb":
+                named = parse_changelog_source(text)
+                source_package = named if named and pkgspec.is_name(named, "deb") else None
+        claims.extend(
+            updateinfo_claims(updateinfo, None, package=name, installed=installed_version, candidate=new)
+        )
+        claims.extend(patch_claims.get(name, ()))
+        claims = sorted(dict.fromkeys(claims), key=lambda c: (c.cve_id, c.source))
         pending.append(
             PendingUpdate(
                 host=host,
@@ -182,7 +220,9 @@ def parse_host_doc(host: str, doc: Mapping[str, Any]) -> HostDiscovery:
                 installed=installed_version,
                 candidate=new,
                 pkg_mgr=cast(PkgManager, pkg_mgr),
-                cves=tuple(sorted(cves)),
+                cves=tuple(sorted({c.cve_id for c in claims})),
+                source_package=source_package,
+                claims=tuple(claims),
             )
         )
     reboot = doc.get("reboot_required")

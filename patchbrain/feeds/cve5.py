@@ -56,10 +56,10 @@ def parse_cve5(doc: Any, ctx: Ctx) -> list[Cve5Claim]:
     doc = as_map(doc, ctx, "record")
     if get_str(doc, "dataType", ctx) != "CVE_RECORD":
         raise ctx.error("not a CVE JSON 5 record", "dataType")
-    version = get_str(doc, "dataVersion", ctx) or "5"
     meta = get_map(doc, "cveMetadata", ctx, required=True)
     cve_id = check_cve_id(get_str(meta, "cveId", ctx, required=True), ctx, "cveMetadata.cveId")
     ctx.record = cve_id
+    version = get_str(doc, "dataVersion", ctx) or "5"
     state = get_str(meta, "state", ctx, required=True)
     if state not in ("PUBLISHED", "REJECTED"):
         raise ctx.error(f"unknown state {str(state)[:20]!r}", "cveMetadata.state")

@@ -61,10 +61,11 @@ def iter_epss(path: Path) -> Iterator[EpssScore]:
     """Stream the scores of an EPSS CSV (gzip or not). Raises `FeedError` naming the file and line."""
     path = Path(path)
     ctx = Ctx(str(path))
+    reader = None
+    line_no = 1
     try:
         with open_text(path) as fh:
             first = fh.readline()
-            line_no = 1
             if first.startswith("#"):
                 _parse_header(first, ctx)
                 first = fh.readline()
@@ -83,6 +84,8 @@ def iter_epss(path: Path) -> Iterator[EpssScore]:
                 cve_id = check_cve_id(row[0].strip(), ctx, "cve")
                 yield EpssScore(cve_id, _prob(row[1], ctx, "epss"), _prob(row[2], ctx, "percentile"))
     except csv.Error as exc:
+        if reader is not None:  # the line that failed, not the last one that parsed
+            ctx.record = f"line {line_no + reader.line_num}"
         raise ctx.error(f"not valid CSV: {exc}") from exc
     except READ_ERRORS as exc:
         raise ctx.error(f"cannot read: {exc}") from exc

@@ -71,6 +71,7 @@ def load_kev_catalog(path: Path) -> KevCatalog:
 def _load_csv(path: Path) -> KevCatalog:
     ctx = Ctx(str(path))
     entries: dict[str, KevEntry] = {}
+    reader: csv.DictReader[str] | None = None
     try:
         with open_text(path) as fh:
             reader = csv.DictReader(fh, strict=True)
@@ -85,6 +86,8 @@ def _load_csv(path: Path) -> KevCatalog:
                 entry = _entry(row, ctx, cwes=_split_cwes(row.get("cwes") or ""))
                 _add(entries, entry, ctx)
     except csv.Error as exc:
+        if reader is not None:  # the line that failed, not the last one that parsed (DictReader's lags)
+            ctx.record = f"line {reader.reader.line_num}"
         raise ctx.error(f"not valid CSV: {exc}") from exc
     except READ_ERRORS as exc:
         raise ctx.error(f"cannot read: {exc}") from exc

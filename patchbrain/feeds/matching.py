@@ -15,15 +15,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from patchbrain.errors import BadInput
+from patchbrain.feeds.osv import ECOSYSTEM_ORDERING
 from patchbrain.feeds.versions import compare, dpkg_valid, split_evr
+from patchbrain.models import FixClaim as FixClaim  # re-exported: it lived here first
+from patchbrain.models import PendingUpdate
 
 if TYPE_CHECKING:
     from patchbrain.feeds.cvestore import CveStore
-    from patchbrain.models import PendingUpdate
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +35,6 @@ _DEB_HEADER_RE = re.compile(r"^(?P<pkg>[a-z0-9][a-z0-9.+-]*) \((?P<version>[^()\
 _RPM_HEADER_RE = re.compile(r"^\*\s+\S+\s+\S+\s+[0-9]+\s+[0-9]{4}\s+(?P<who>.*)$")
 _EVR_TOKEN_RE = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9._+~^]*(?:-[A-Za-z0-9._+~^]+)?$")
 _PKG_MGR_ORDERING: dict[str, Ordering] = {"apt": "dpkg", "dnf": "rpm", "zypper": "rpm"}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FixClaim:
-    """One piece of evidence about one CVE for one update.
-
-    `says` is "fixed" (this update fixes it) or "not-fixed" (the evidence says it does not); `source` names
-    who said it ("changelog", "osv:DSA-5523-1", "dnf-updateinfo:ALSA-2023:5763", "discovery"), `detail`
-    says where exactly (the changelog entry's version, the OSV range and ecosystem, the feed file).
-    """
-
-    cve_id: str
-    says: Literal["fixed", "not-fixed"]
-    source: str
-    detail: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -136,6 +123,15 @@ def parse_changelog(text: str, fmt: Literal["deb", "rpm"]) -> list[ChangelogEntr
             cves.extend(c.upper() for c in _CVE_RE.findall(line))
     flush()
     return entries
+
+
+def parse_changelog_source(text: str) -> str | None:
+    """The source package a Debian changelog's newest entry names ("curl (7.88.1-10+deb12u5) ..."), if any."""
+    for line in text.splitlines():
+        m = _DEB_HEADER_RE.match(line)
+        if m:
+            return m.group("pkg")
+    return None
 
 
 def _rpm_header_version(who: str) -> str | None:
@@ -368,7 +364,9 @@ def match_update(
     `distro` is the OSV ecosystem name ("Debian", "Ubuntu", "AlmaLinux", "Rocky Linux"); `source_package`
     the source package name OSV files Debian and Ubuntu advisories under; `changelog` the text of
     `apt-get changelog` / `rpm -q --changelog`; `updateinfo` the output of `dnf updateinfo list --with-cve`.
-    Without a changelog, the CVEs discovery attached to the update count as claims from "discovery".
+    Without a changelog, the claims discovery attached to the update (`update.claims`) count; an update
+    with CVEs but no claims (a discovery recorded before claims were kept) gets claims from "discovery".
+    `source_package` defaults to the one discovery read from the changelog.
     """
     ordering = _PKG_MGR_ORDERING.get(update.pkg_mgr)
     if ordering is None:
@@ -378,8 +376,11 @@ def match_update(
         fmt: Literal["deb", "rpm"] = "deb" if ordering == "dpkg" else "rpm"
         for cve, versions in changelog_cves(changelog, fmt, update.installed, update.candidate).items():
             claims.append(FixClaim(cve, "fixed", "changelog", f"changelog entry {', '.join(versions)}"))
+    elif update.claims:
+        claims.extend(update.claims)
     else:
         claims.extend(FixClaim(c, "fixed", "discovery", "reported by discovery") for c in update.cves)
+    source_package = source_package or update.source_package
     if store is not None and distro is not None:
         names = [update.package] + ([source_package] if source_package else [])
         claims.extend(
@@ -407,3 +408,65 @@ def match_update(
             bucket.append(claim)
     cves = tuple(CveFix(cve, tuple(cs)) for cve, cs in sorted(by_cve.items()))
     return UpdateMatch(update.host, update.package, update.installed, update.candidate, ordering, cves)
+
+
+# --- discovery's updates, with OSV's claims joined ------------------------------------------------------
+
+# Ansible's distribution names -> OSV ecosystems, and how many leading release components OSV uses
+# (Debian "12.15" -> "12"; Ubuntu "22.04" stays; AlmaLinux/Rocky "9.3" -> "9").
+_OSV_DISTROS: dict[str, tuple[str, int | None]] = {
+    "Debian": ("Debian", 1),
+    "Ubuntu": ("Ubuntu", None),
+    "AlmaLinux": ("AlmaLinux", 1),
+    "Rocky": ("Rocky Linux", 1),
+    "Rocky Linux": ("Rocky Linux", 1),
+}
+
+
+def osv_system(distribution: str, release: str, pkg_mgr: str) -> tuple[str, str | None] | None:
+    """(OSV ecosystem, release) for a host as discovery describes it, or None when OSV does not apply:
+    an unknown distro, or a package manager whose version ordering is not the distro's own (the lab's
+    dnf and zypper hosts run on Debian)."""
+    known = _OSV_DISTROS.get(distribution)
+    if known is None:
+        return None
+    ecosystem, parts = known
+    if ECOSYSTEM_ORDERING[ecosystem] != _PKG_MGR_ORDERING.get(pkg_mgr):
+        return None
+    rel = ".".join(release.split(".")[:parts]) if parts else release
+    return ecosystem, rel or None
+
+
+def has_advisories(store: CveStore) -> bool:
+    """True when any OSV advisory is loaded."""
+    return store.store.connection().execute("SELECT 1 FROM advisories LIMIT 1").fetchone() is not None
+
+
+def with_osv_claims(
+    updates: Sequence[PendingUpdate],
+    store: CveStore | None,
+    systems: Mapping[str, tuple[str, str]],
+) -> list[PendingUpdate]:
+    """`updates` with the OSV advisories' claims in `store` joined to discovery's claims (changelog,
+    dnf updateinfo, zypper patches). `systems` maps each host to (distribution, release) as discovery
+    read them. `cves` is left as discovery found it (ranking uses it); the claims say who says what,
+    disputes included. A CVE no source says this update fixes is left out (OSV's "not fixed" claims for
+    every older advisory of the package would bury the plan). Identical updates on many hosts are
+    matched once."""
+    if store is None or not has_advisories(store):
+        return list(updates)
+    memo: dict[tuple[object, ...], tuple[FixClaim, ...]] = {}
+    out = []
+    for u in updates:
+        distribution, release = systems.get(u.host, ("", ""))
+        system = osv_system(distribution, release, u.pkg_mgr)
+        if system is None:
+            out.append(u)
+            continue
+        key = (system, u.pkg_mgr, u.package, u.source_package, u.installed, u.candidate, u.cves, u.claims)
+        claims = memo.get(key)
+        if claims is None:
+            match = match_update(u, store, distro=system[0], release=system[1])
+            claims = memo[key] = tuple(c for fix in match.cves if fix.fixed for c in fix.claims)
+        out.append(dataclasses.replace(u, claims=claims))
+    return out

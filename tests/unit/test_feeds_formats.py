@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -34,8 +35,9 @@ json_values = st.recursive(
 
 
 def _mutate(doc, path_choices, data):
-    """Replace one value at a path drawn from the document's own structure."""
-    node = doc
+    """Replace one value at a path drawn from the document's own structure; returns the path changed
+    (empty when nothing was)."""
+    node, path = doc, []
     for _ in range(data.draw(st.integers(0, 6))):
         if isinstance(node, dict) and node:
             key = data.draw(st.sampled_from(sorted(node)))
@@ -43,14 +45,17 @@ def _mutate(doc, path_choices, data):
             key = data.draw(st.integers(0, len(node) - 1))
         else:
             break
+        path.append(key)
         child = node[key]
         if not isinstance(child, dict | list) or data.draw(st.booleans()):
             node[key] = data.draw(json_values)
-            return doc
+            return path
         node = child
     if isinstance(node, dict):
-        node[data.draw(st.sampled_from([*path_choices, *sorted(node)]))] = data.draw(json_values)
-    return doc
+        key = data.draw(st.sampled_from([*path_choices, *sorted(node)]))
+        node[key] = data.draw(json_values)
+        return [*path, key]
+    return []
 
 
 # --- NVD API 2.0 ---
@@ -73,13 +78,27 @@ def test_nvd20_prefers_nvds_primary_score_and_flags_rejected():
 @FUZZ
 @given(data=st.data())
 def test_fuzz_nvd20(tmp_path, data):
-    doc = _mutate(json.loads(NVD2.read_text()), ["vulnerabilities", "cve", "metrics"], data)
+    doc = json.loads(NVD2.read_text())
+    changed = _mutate(doc, ["vulnerabilities", "cve", "metrics"], data)
     path = tmp_path / "n.json"
     path.write_text(json.dumps(doc))
     try:
         list(iter_nvd20(path))
     except FeedError as exc:
         assert str(path) in str(exc)
+        if changed[:1] == ["vulnerabilities"] and len(changed) > 1:  # inside one record: it is named
+            assert f"record #{changed[1]}" in str(exc)
+
+
+def test_nvd20_error_names_the_record_and_field(tmp_path):
+    doc = json.loads(NVD2.read_text())
+    doc["vulnerabilities"][1]["cve"]["published"] = "yesterday"
+    cve_id = doc["vulnerabilities"][1]["cve"]["id"]
+    path = tmp_path / "n.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(FeedError) as exc:
+        list(iter_nvd20(path))
+    assert str(exc.value).startswith(f"{path}, field 'record #1 {cve_id}: published'")
 
 
 # --- CVE JSON 5 ---
@@ -119,13 +138,17 @@ def test_cve5_not_a_record(tmp_path):
 @FUZZ
 @given(data=st.data())
 def test_fuzz_cve5(tmp_path, data):
-    doc = _mutate(json.loads(CVE5_CURL.read_text()), ["containers", "cna", "adp", "metrics"], data)
+    doc = json.loads(CVE5_CURL.read_text())
+    changed = _mutate(doc, ["containers", "cna", "adp", "metrics"], data)
     path = tmp_path / "CVE-2023-38545.json"
     path.write_text(json.dumps(doc))
     try:
         load_cve5_file(path)
     except FeedError as exc:
         assert str(path) in str(exc)
+        # Past its type and id, the record is named by its id (the file holds one record).
+        if changed[:1] != ["dataType"] and changed[:2] not in (["cveMetadata"], ["cveMetadata", "cveId"]):
+            assert re.search(r"record CVE-[0-9]{4}-[0-9]+", str(exc))
 
 
 # --- OSV ---
@@ -162,13 +185,17 @@ def test_osv_array_file_and_bad_event(tmp_path):
 @FUZZ
 @given(data=st.data(), name=st.sampled_from(sorted(p.name for p in OSV_DIR.glob("*.json"))))
 def test_fuzz_osv(tmp_path, data, name):
-    doc = _mutate(json.loads((OSV_DIR / name).read_text()), ["affected", "aliases", "severity"], data)
+    doc = json.loads((OSV_DIR / name).read_text())
+    adv_id = doc["id"]
+    changed = _mutate(doc, ["affected", "aliases", "severity"], data)
     path = tmp_path / name
     path.write_text(json.dumps(doc))
     try:
         load_osv_file(path)
     except FeedError as exc:
         assert str(path) in str(exc)
+        if changed[:1] != ["id"]:  # past its id, the advisory is named
+            assert f"record {adv_id}" in str(exc)
 
 
 # --- EPSS ---
@@ -211,6 +238,7 @@ def test_fuzz_epss(tmp_path, text):
         list(iter_epss(path))
     except FeedError as exc:
         assert str(path) in str(exc)
+        assert re.search(r"record line [0-9]+", str(exc))  # the header is intact: rows are at fault
 
 
 def test_truncated_gzip_epss(tmp_path):
@@ -229,3 +257,12 @@ def test_the_full_real_epss_file_parses():
     path = SHARED / "epss" / "epss_scores-2024-06-30.csv.gz"
     assert read_epss_header(path).model_version == "v2023.03.01"
     assert sum(1 for _ in iter_epss(path)) == 252015
+
+
+def test_unparseable_epss_row_names_its_own_line(tmp_path):
+    lines = gzip.decompress(EPSS.read_bytes()).decode().splitlines()
+    lines[5] = 'CVE-1999-0001,"0.1"x,0.2'
+    path = tmp_path / "e.csv"
+    path.write_text("\n".join(lines))
+    with pytest.raises(FeedError, match=r"record line 6'?: not valid CSV"):
+        list(iter_epss(path))

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,11 @@ def test_fuzz_json_entries_parse_or_raise_feed_error(tmp_path, index, field, val
         kev = load_kev(path)
     except FeedError as exc:
         assert str(path) in str(exc)
+        # The entry at fault is named: this one, or the other entry a changed cveID now duplicates.
+        if "listed twice" in str(exc):
+            assert re.search(r"record #[0-9]+ CVE-", str(exc))
+        else:
+            assert f"record #{index}" in str(exc)
     else:
         assert len(kev) in (19, 20)
 
@@ -122,3 +128,13 @@ def test_fuzz_csv_text_parses_or_raises_feed_error(tmp_path, text):
         load_kev(path)
     except FeedError as exc:
         assert str(path) in str(exc)
+        assert re.search(r"record line [0-9]+", str(exc))  # the header is intact: rows are at fault
+
+
+def test_unparseable_csv_row_names_its_own_line(tmp_path):
+    lines = CSV_PATH.read_text(encoding="utf-8").split("\n")
+    lines[4] = 'CVE-2020-0001,"Ve"ndor' + lines[4][lines[4].index(",", 14) :]
+    path = tmp_path / "k.csv"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(FeedError, match=r"record line 5'?: not valid CSV"):
+        load_kev(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,13 @@ from patchbrain.feeds.matching import (
     changelog_cves,
     match_update,
     osv_affected,
+    osv_system,
     parse_changelog,
     parse_dnf_updateinfo,
     split_nevra,
+    with_osv_claims,
 )
-from patchbrain.models import PendingUpdate
+from patchbrain.models import FixClaim, PendingUpdate
 from patchbrain.store import Store
 
 FIX = Path(__file__).parents[1] / "fixtures"
@@ -170,3 +173,40 @@ def test_fuzz_changelog_extraction_never_crashes(text, fmt, installed, candidate
 def test_fuzz_updateinfo_parsing_never_crashes(text):
     for line in parse_dnf_updateinfo(UPDATEINFO + text):
         assert line.name and line.evr
+
+
+def test_osv_system_from_what_discovery_read():
+    assert osv_system("Debian", "12.15", "apt") == ("Debian", "12")
+    assert osv_system("Ubuntu", "22.04", "apt") == ("Ubuntu", "22.04")
+    assert osv_system("AlmaLinux", "9.3", "dnf") == ("AlmaLinux", "9")
+    assert osv_system("Rocky", "9.4", "dnf") == ("Rocky Linux", "9")
+    # The lab's dnf and zypper hosts run on Debian: Debian's advisories and dpkg ordering do not apply.
+    assert osv_system("Debian", "12.15", "dnf") is None
+    assert osv_system("Gentoo", "2.15", "apt") is None
+
+
+def test_discovery_claims_and_osv_claims_joined(cves):
+    changelog = FixClaim("CVE-2023-38545", "fixed", "changelog", "changelog entry 7.88.1-10+deb12u3")
+    forged = PendingUpdate(
+        "web1", "libcurl4", "7.88.1-10+deb12u2", "7.88.1-10+deb12u3", "apt",
+        cves=("CVE-2023-38545",), source_package="curl", claims=(changelog,),
+    )  # fmt: skip
+    real = dataclasses.replace(forged, host="web2", candidate="7.88.1-10+deb12u4")
+    lab = dataclasses.replace(forged, host="lab1", pkg_mgr="dnf")
+    systems = {"web1": ("Debian", "12.15"), "web2": ("Debian", "12.15"), "lab1": ("Debian", "12.15")}
+    joined = {u.host: u for u in with_osv_claims([forged, real, lab], cves, systems)}
+    says = {(c.cve_id, c.source): c.says for c in joined["web1"].claims}
+    # OSV says deb12u3 is still affected: the changelog's claim is kept beside it, not merged away. A CVE
+    # only claimed "not fixed" (38546: no source says this update fixes it) is not listed.
+    assert says == {
+        ("CVE-2023-38545", "changelog"): "fixed",
+        ("CVE-2023-38545", "osv:DSA-5523-1"): "not-fixed",
+    }
+    says = {(c.cve_id, c.source): c.says for c in joined["web2"].claims}
+    assert says[("CVE-2023-38546", "osv:DSA-5523-1")] == "fixed"  # the changelog was silent on it
+    assert says[("CVE-2023-38545", "osv:DSA-5523-1")] == "fixed"
+    # Ranking's input is untouched; a host OSV does not apply to keeps discovery's claims only.
+    assert joined["web1"].cves == joined["web2"].cves == ("CVE-2023-38545",)
+    assert joined["lab1"] == lab
+    empty = CveStore(Store(cves.store.path.parent / "empty.db"))
+    assert with_osv_claims([forged], empty, systems) == [forged]

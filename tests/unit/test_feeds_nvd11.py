@@ -149,6 +149,7 @@ def test_fuzz_structure_either_parses_or_raises_feed_error(tmp_path, index, path
         records = list(iter_nvd11(_write(tmp_path, doc)))
     except FeedError as exc:
         assert str(tmp_path) in str(exc)
+        assert f"record #{index}" in str(exc)  # the mutated CVE_Items entry
     else:
         assert len(records) == 16
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
+from pathlib import Path
 
 import pytest
 import yaml
 
 from patchbrain.errors import BadInput
 from patchbrain.executor.rollout import decode_prescan, host_result
-from patchbrain.models import Host, PendingUpdate
+from patchbrain.models import FixClaim, Host, PendingUpdate
 from patchbrain.plans import (
     PlanChanged,
     PlannedHost,
@@ -136,3 +138,86 @@ def test_host_result_judges_exact_versions():
 def test_decode_prescan_keeps_only_well_formed_lines():
     text = "labdemo postinst IyEvYmluL3NoCmVjaG8gaGkK\nlabdemo bad!name eA==\nlabdemo x notbase64!!\n"
     assert decode_prescan(text) == {"labdemo": {"postinst": "#!/bin/sh\necho hi\n"}}
+
+
+_CHANGELOG = FixClaim("CVE-2023-38545", "fixed", "changelog", "changelog entry 7.88.1-10+deb12u3")
+_OSV_NO = FixClaim("CVE-2023-38545", "not-fixed", "osv:DSA-5523-1", "7.88.1-10+deb12u3 is still affected")
+_OSV_YES = FixClaim("CVE-2023-38546", "fixed", "osv:DSA-5523-1", "fixed in 7.88.1-10+deb12u3")
+
+
+def _claimed(claims):
+    update = PendingUpdate(
+        "web1", "curl", "7.88.1-10+deb12u2", "7.88.1-10+deb12u3", "apt", ("CVE-2023-38545",)
+    )
+    return make_plan([dataclasses.replace(update, claims=claims)], inventory="", spec="1", now=NOW)
+
+
+def test_each_cve_in_a_plan_carries_its_sources_and_disputes(tmp_path):
+    plan = _claimed((_CHANGELOG, _OSV_NO, _OSV_YES))
+    [pkg] = plan.hosts["web1"].packages
+    assert pkg.cves == ("CVE-2023-38545",)  # what ranking used, unchanged
+    assert pkg.disputed_cves == ("CVE-2023-38545",)
+    assert pkg.fix_summary() == [
+        "CVE-2023-38545 DISPUTED (fixed: changelog; not fixed: osv:DSA-5523-1)",
+        "CVE-2023-38546 (osv:DSA-5523-1)",
+    ]
+    doc = yaml.safe_load(dump_plan(plan))
+    [fix45, fix46] = doc["waves"][0][0]["packages"][0]["fixes"]
+    assert (fix45["cve"], fix45["disputed"], fix46["disputed"]) == ("CVE-2023-38545", True, False)
+    assert [(c["source"], c["says"]) for c in fix45["claims"]] == [
+        ("changelog", "fixed"),
+        ("osv:DSA-5523-1", "not-fixed"),
+    ]
+    path = tmp_path / "plan.yaml"
+    path.write_text(dump_plan(plan))
+    assert load_plan(path) == plan
+    # The order claims arrive in does not change the plan (its id is a hash of the content).
+    assert _claimed((_OSV_YES, _OSV_NO, _CHANGELOG, _OSV_NO)).plan_id == plan.plan_id
+    # A dispute cannot be edited away, nor a claim dropped.
+    fix45["disputed"] = False
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(BadInput, match=r"fixes\[0\]\.disputed': does not match its claims"):
+        load_plan(path)
+    fix45["disputed"] = True
+    fix45["claims"].pop()
+    fix45["disputed"] = False
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanChanged):
+        load_plan(path)
+
+
+def test_a_plan_made_before_claims_were_kept_still_loads():
+    """tests/fixtures/plans/before-claims.yaml was written by the code before this change: same id, and a
+    plan without claims is still exactly that file."""
+    path = Path(__file__).parents[1] / "fixtures" / "plans" / "before-claims.yaml"
+    plan = load_plan(path)
+    assert plan.plan_id == "af39fd2d1e9c805f830666d6619d0127ae14fda4cd761257e1a19d8cd1cb4926"
+    assert plan.hosts["h01"].packages[0].fix_summary() == ["CVE-2019-14287"]
+    assert dump_plan(plan) == path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda f: f.update(cve="CVE-1; id"), "fixes[0].cve"),
+        (lambda f: f.update(claims=[]), "fixes[0].claims"),
+        (lambda f: f.pop("disputed"), "fixes[0].disputed"),
+        (lambda f: f["claims"][0].update(says="maybe"), "fixes[0].claims[0].says"),
+        (lambda f: f["claims"][1].update(source=["x"]), "fixes[0].claims[1].source"),
+        (lambda f: f["claims"][0].update(detail="x" * 3000), "fixes[0].claims[0].detail"),
+    ],
+)
+def test_broken_fixes_name_the_field(mutate, field):
+    doc = yaml.safe_load(dump_plan(_claimed((_CHANGELOG, _OSV_NO))))
+    mutate(doc["waves"][0][0]["packages"][0]["fixes"][0])
+    with pytest.raises(BadInput, match=r"plan\.yaml") as exc:
+        parse_plan(doc, source="plan.yaml")
+    assert f"packages[0].{field}" in str(exc.value)
+
+
+def test_a_plan_with_an_overlong_claim_detail_still_loads(tmp_path):
+    long = dataclasses.replace(_OSV_YES, detail="from /feeds/" + "x" * 5000)
+    plan = _claimed((_CHANGELOG, long))
+    path = tmp_path / "plan.yaml"
+    path.write_text(dump_plan(plan))
+    assert load_plan(path) == plan

@@ -216,3 +216,20 @@ def test_drift_findings_come_from_the_safety_loops_wave_record() -> None:
         DriftFinding(1, "h01", "firewall.admits", "weakens: rule `accept`"),
         DriftFinding(2, "h02", "firewall.admits", "weakens: tcp dport 4444 accept"),
     ]
+
+
+def test_plan_entries_show_disputed_cve_claims() -> None:
+    from patchbrain.models import FixClaim, PendingUpdate
+    from patchbrain.plans import make_plan
+    from tui.real import plan_view
+
+    claims = (
+        FixClaim("CVE-2023-38545", "fixed", "changelog", "changelog entry 7.88.1-10+deb12u3"),
+        FixClaim("CVE-2023-38545", "not-fixed", "osv:DSA-5523-1", "still affected"),
+    )
+    update = PendingUpdate(
+        "web1", "curl", "7.88.1-10+deb12u2", "7.88.1-10+deb12u3", "apt", ("CVE-2023-38545",), claims=claims
+    )
+    [entry] = plan_view(make_plan([update], inventory="", spec="1")).entries
+    assert entry.cves == ("CVE-2023-38545",)
+    assert "CVE-2023-38545 DISPUTED (fixed: changelog; not fixed: osv:DSA-5523-1)" in entry.explanation
