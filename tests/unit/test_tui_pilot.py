@@ -197,7 +197,9 @@ def test_rollout_sabotage_halts_at_canary_with_drift_and_drills_down() -> None:
 
 
 def test_rollout_cancel_with_confirmation() -> None:
-    backend = FakeBackend(step_delay=0.2)  # a whole rollout would take about 10 s
+    # a whole rollout would take about 50 s, so a loaded machine still cancels it half way (it stops at the
+    # next step, within a second of the confirmation)
+    backend = FakeBackend(step_delay=1.0)
 
     async def script(app: PatchbrainApp, pilot: Pilot[None]) -> None:
         await approve_both(pilot)
@@ -207,7 +209,7 @@ def test_rollout_cancel_with_confirmation() -> None:
         await pilot.press("y")
         screen = app.screen
         assert isinstance(screen, RolloutScreen)
-        for _ in range(50):  # until the first host is running
+        for _ in range(600):  # until the first host is running (a minute at most, however loaded)
             await pilot.pause(0.1)
             if "running" in screen.hosts.values():
                 break
@@ -217,8 +219,12 @@ def test_rollout_cancel_with_confirmation() -> None:
         assert isinstance(app.screen, ConfirmModal)
         await pilot.press("y")
         await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert screen.end is not None and screen.end.state == "canceled"
+        # a cancelled thread worker is marked done at once; its thread posts the end when it next checks
+        for _ in range(600):
+            await pilot.pause(0.1)
+            if screen.end is not None:
+                break
+        assert screen.end is not None and screen.end.state == "canceled", screen.end
         assert "canceled" in screen.hosts.values()
         assert screen.waves[3] == "pending"
 
