@@ -327,6 +327,16 @@ class Journal:
         )
         return {str(r["host"]): json.loads(r["document"]) for r in rows}
 
+    def plan_snapshots(self, plan_id: str) -> list[tuple[int, str, str, Any]]:
+        """Every posture document of a plan, oldest first: (wave, host, phase, document); the pre-scan's
+        maintainer-script documents are left out."""
+        rows = self.store.connection().execute(
+            "SELECT wave, host, phase, document FROM journal_snapshots "
+            "WHERE plan_id = ? AND phase != 'prescan' ORDER BY taken, wave, host, phase",
+            (plan_id,),
+        )
+        return [(int(r["wave"]), str(r["host"]), str(r["phase"]), json.loads(r["document"])) for r in rows]
+
     def add_discovery(self, *, inventory: str, artifacts: str, document: Any) -> int:
         """Record a discovery run's parsed results; returns its id."""
         with self.store.transaction() as conn:

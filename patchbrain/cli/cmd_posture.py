@@ -100,11 +100,6 @@ def _snapshot(args: argparse.Namespace) -> int:
     return int(ExitCode.FAILURES) if result.failed else 0
 
 
-SIMULATED_NOTE = (
-    "their SELinux is the lab's stand-in (/etc/selinux/SIMULATED read from the host), not a kernel's"
-)
-
-
 def _onoff(value: bool | None) -> str:
     return "-" if value is None else ("on" if value else "off")
 
@@ -134,6 +129,8 @@ def _diff(args: argparse.Namespace) -> int:
             mark = " (allowed by " + c.allowed_by + ")" if c.allowed_by else ""
             print(f"{c.host}: {c.effect.upper()}{mark}: {c.reason}")
         if report.simulated:
+            from patchbrain.posture.labels import SIMULATED_NOTE
+
             print(f"SELinux simulated on {', '.join(report.simulated)}: {SIMULATED_NOTE}")
         counts = report.counts()
         print(
