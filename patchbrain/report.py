@@ -19,6 +19,7 @@ from patchbrain.audit import AuditLog, AuditRecord
 from patchbrain.errors import BadInput
 from patchbrain.journal import Journal, PlanRecord
 from patchbrain.posture.labels import SIMULATED_NOTE, labels, simulated_hosts, text
+from patchbrain.posture.snapshot import SELINUX_PROBES
 from patchbrain.store import Store
 
 CLOSURE_SOURCE = (
@@ -173,7 +174,7 @@ def _selinux_labels(journal: Journal, plan_id: str) -> dict[str, dict[str, Any]]
     """Each host's SELinux label (mode, simulated) from every posture document the rollout recorded for it:
     Ansible's pre/post snapshots and the verifier's own readings (`patchbrain.posture.labels`)."""
     docs: dict[str, list[Any]] = {}
-    for _wave, host, _phase, doc in journal.plan_snapshots(plan_id):
+    for _wave, host, _phase, doc in journal.plan_snapshots(plan_id, probes=tuple(SELINUX_PROBES)):
         docs.setdefault(host, []).append(doc)
     return labels(docs)
 

@@ -225,3 +225,19 @@ def test_forensics_bundle_says_which_hosts_were_simulated(simulated, tmp_path, c
     assert "posture/selinux.json" in files["MANIFEST.sha256"].decode()
     assert cli.main(["forensics", simulated, "--out", str(tmp_path / "b2.tar.gz")]) == 0
     assert "SELinux simulated on h1" in capsys.readouterr().out
+
+
+def test_plan_snapshots_can_pick_out_only_the_selinux_probes(simulated):
+    from patchbrain.posture.snapshot import SELINUX_PROBES
+
+    journal = Journal(Store())
+    journal.save_snapshot(simulated, 0, "h2", "bake", {"schema": 1, "host": "h2", "probes": "not an object"})
+    full = journal.plan_snapshots(simulated)
+    picked = journal.plan_snapshots(simulated, probes=tuple(SELINUX_PROBES))
+    assert [k[:3] for k in full] == [k[:3] for k in picked]
+    for (*_, doc), (*_, small) in zip(full, picked, strict=True):
+        want = {k: doc.get(k) for k in ("schema", "host", "collected_at")}
+        if isinstance(doc.get("probes"), dict):
+            want["probes"] = {n: p for n, p in doc["probes"].items() if n in SELINUX_PROBES}
+        assert small == want
+    assert any(doc["probes"].get("selinux_simulated") for *_, doc in picked if "probes" in doc)
