@@ -88,10 +88,12 @@ def main() -> int:
     run("patchbrain", "rollout", plan, "--canary-bake", BAKE)
     benign = read_fleet(inventory)
 
-    # 2. a sabotaged "critical" update appears in the repository
-    version, _ = content.publish_variant(SABOTAGE)
+    # 2. a sabotaged "critical" update appears in the apt repository (as a compromised mirror of one
+    # distribution would serve it): only the apt hosts see a candidate, so the canary is one host
+    version, _ = content.publish_variant(SABOTAGE, formats=("deb",))
     print(
-        f"\npublished labdemo {version}: claims a critical CVE fix; its postinst opens the firewall",
+        f"\npublished labdemo {version} to the apt repository: claims a critical CVE fix; "
+        "its postinst opens the firewall",
         flush=True,
     )
     bad = str(lab_dir / "demo-plan-sabotaged.yaml")

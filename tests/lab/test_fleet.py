@@ -75,6 +75,29 @@ def test_status_json_from_the_cli(lab):
     assert [(h["name"], h["up"]) for h in doc] == [(f"h{i:02d}", True) for i in range(1, LAB_HOSTS + 1)]
 
 
+def test_up_from_the_cli_is_idempotent_and_makes_the_lab_keys_once(lab, tmp_path):
+    env = dict(os.environ, PATCHBRAIN_LAB=lab.instance, PATCHBRAIN_KEYS=str(tmp_path / "keys"))
+
+    def patchbrain(*argv: str) -> object:
+        proc = subprocess.run(
+            [sys.executable, "-m", "patchbrain", *argv], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads(proc.stdout)
+
+    fingerprints = []
+    for _ in range(2):  # the fleet is already up: nothing changes, and the keys are made only once
+        hosts = patchbrain("lab", "up", str(LAB_HOSTS), "--json")
+        assert [h["name"] for h in hosts] == [f"h{i:02d}" for i in range(1, LAB_HOSTS + 1)]
+        listing = patchbrain("keys", "list", "--json")
+        keys = {k["name"]: k for k in listing["keys"]}
+        assert set(keys) == {"lab-approver-1", "lab-approver-2", "lab-signing"}
+        assert all(k["has_private"] and k["problem"] is None for k in keys.values())
+        fingerprints.append({n: k["fingerprint"] for n, k in keys.items()})
+    assert fingerprints[0] == fingerprints[1]
+    assert len(set(fingerprints[0].values())) == 3
+
+
 def test_each_host_has_its_own_namespaces(lab):
     assert _out(lab, "h03", "hostname").strip() == "h03"
     assert "patchbrain-supervisor" in _out(lab, "h03", "cat", "/proc/1/cmdline")

@@ -194,6 +194,24 @@ def test_dnf_refuses_tampered_metadata(lab, content):
     sh(lab, "h02", "dnf", "-y", "-q", "--refresh", "makecache")
 
 
+def test_zypper_refuses_tampered_metadata(lab, content):
+    fresh(lab, "h03")
+    primary = next((content.repo.rpm / "repodata").glob("*-primary.xml.gz"))
+    good = primary.read_bytes()
+    try:
+        xml = gzip.decompress(good).decode().replace('ver="1.1"', 'ver="1.9"')
+        primary.write_bytes(gzip.compress(xml.encode(), mtime=0))
+        sh(lab, "h03", *ZYPPER, "clean", "--all")
+        refreshed = sh(lab, "h03", "zypper", "--non-interactive", "refresh", "--force", check=False)
+        assert refreshed.returncode != 0
+        assert "has wrong checksum" in refreshed.stdout + refreshed.stderr
+        listed = sh(lab, "h03", "zypper", "--non-interactive", "list-updates", check=False)
+        assert "1.9" not in listed.stdout
+    finally:
+        primary.write_bytes(good)
+    sh(lab, "h03", "zypper", "--non-interactive", "--quiet", "refresh", "--force")
+
+
 # -------------------------------------------------------------------- sabotaged updates
 
 
@@ -373,3 +391,58 @@ def test_ansible_reboot_changes_the_boot_id(lab, tmp_path):
     assert sh(lab, "h01", "cat", "/root/marker").stdout == "persisted\n"  # disk survives, /run does not
     assert sh(lab, "h01", "getenforce").stdout == "Enforcing\n"
     assert "policy drop" in sh(lab, "h01", "nft", "list", "chain", "inet", "filter", "input").stdout
+
+
+# -------------------------------------------------------------------- `patchbrain lab publish`
+
+
+def patchbrain(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "patchbrain"), *argv], capture_output=True, text=True, check=False
+    )
+    assert not check or proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_lab_publish_adds_files_keeps_old_versions_and_refuses_a_changed_file(lab, content, tmp_path):
+    import json
+
+    from patchbrain.lab import packages
+
+    old = {fmt: set(content.repo.versions("labdemo", fmt)) for fmt in ("deb", "rpm")}
+    version = packages.next_version([v for vs in old.values() for v in vs])
+    patchbrain("lab", "build-packages", "--out", str(tmp_path), "--variant", "benign", "--version", version)
+    deb, rpm = (
+        tmp_path / "benign" / f"labdemo_{version}_all.deb",
+        tmp_path / "benign" / f"labdemo-{version}-1.noarch.rpm",
+    )
+    doc = json.loads(patchbrain("lab", "publish", str(deb), str(rpm), "--json").stdout)
+    assert sorted((r["format"], r["version"]) for r in doc["published"]) == [
+        ("deb", version),
+        ("rpm", f"{version}-1"),
+    ]
+    # old versions stay published (downgrades remain possible), and the hosts see the new one signed
+    assert old["deb"] < set(content.repo.versions("labdemo", "deb"))
+    assert old["rpm"] < set(content.repo.versions("labdemo", "rpm"))
+    fresh(lab, "h01")
+    sh(lab, "h01", *APT_GET, "update")
+    madison = sh(lab, "h01", "apt-cache", "madison", "labdemo").stdout
+    assert all(f" {v} " in madison for v in (version, "1.1", "1.0")), madison
+    fresh(lab, "h02")
+    listed = sh(lab, "h02", *DNF, "--refresh", "list", "--showduplicates", "labdemo").stdout
+    assert all(f"{v}-1" in listed for v in (version, "1.1", "1.0")), listed
+    # the same files again: nothing new; another file under a published name and version: refused
+    again = json.loads(patchbrain("lab", "publish", str(deb), "--json").stdout)
+    assert again["published"] == []
+    patchbrain(
+        "lab",
+        "build-packages",
+        "--out",
+        str(tmp_path / "other"),
+        "--variant",
+        "open-port",
+        "--version",
+        version,
+    )
+    refused = patchbrain("lab", "publish", str(tmp_path / "other" / "open-port" / deb.name), check=False)
+    assert refused.returncode == 2 and "already published with different content" in refused.stderr

@@ -241,29 +241,37 @@ def test_open_port_also_shows_the_new_listener(outcomes):
 
 def test_delayed_job_is_caught_by_prescan_and_by_a_later_snapshot(lab, content):
     """The install returns before the job weakens the firewall: the pre-scan flags it up front, and a
-    snapshot taken once the job has run classifies it `weakens` (a snapshot taken too early cannot)."""
+    snapshot taken once the job has run classifies it `weakens` (a snapshot taken too early cannot).
+    Both formats: a Debian postinst on the apt host h01, an RPM %post on the dnf host h02."""
     from patchbrain.posture import gate, prescan
 
     delay = 45
     version, published = content.publish_variant("delayed-open-port", delay=delay)
-    deb = next(p.path for p in published if p.fmt == "deb")
-    assert {"firewall", "deferred"} <= {f.category for f in prescan.scan_file(deb).findings}
+    assert {p.fmt for p in published} == {"deb", "rpm"}
+    for p in published:
+        assert {"firewall", "deferred"} <= {f.category for f in prescan.scan_file(p.path).findings}, p.path
     lab.reset(*HOSTS)
     before = snapshot(lab)
     started = time.monotonic()
-    install(lab, "h01", "apt", version)
+    targets = {"h01": "apt", "h02": "dnf"}
+    for host, mgr in targets.items():
+        install(lab, host, mgr, version)
     early = snapshot(lab)
     if time.monotonic() - started < delay:
-        report = gate.compare({"h01": before["h01"]}, {"h01": early["h01"]})
+        report = gate.compare({h: before[h] for h in targets}, {h: early[h] for h in targets})
         assert not any(c.area == "firewall" and c.effect == "weakens" for c in report.changes)
-    a = address(lab, "h01")
-    deadline = started + delay + 60
-    while probe(a, 4446, timeout=1) != "open":
-        assert time.monotonic() < deadline, "the delayed job never opened the port"
-        time.sleep(2)
+    deadline = started + delay + 120
+    for host in targets:
+        a = address(lab, host)
+        while probe(a, 4446, timeout=1) != "open":
+            assert time.monotonic() < deadline, f"the delayed job never opened the port on {host}"
+            time.sleep(2)
     late = snapshot(lab)
-    report = gate.compare({"h01": before["h01"]}, {"h01": late["h01"]})
-    assert any(c.kind == "firewall.admits" and ("tcp", 4446, 4446) in c.admitted for c in report.blocking)
+    for host in targets:
+        report = gate.compare({host: before[host]}, {host: late[host]})
+        assert any(
+            c.kind == "firewall.admits" and ("tcp", 4446, 4446) in c.admitted for c in report.blocking
+        ), (host, [c.reason for c in report.changes])
 
 
 def test_cli_snapshot_defaults_to_the_running_lab_and_diff_exits_3(lab, content, tmp_path, capsys):

@@ -72,3 +72,57 @@ def test_not_linux_is_refused(monkeypatch):
     monkeypatch.setattr(system.sys, "platform", "darwin")
     with pytest.raises(EnvironmentProblem, match="needs Linux"):
         system.require_linux_root()
+
+
+class _FakeKernel:
+    """Stands in for /proc: which namespace files exist and what /proc/filesystems lists."""
+
+    def __init__(self, missing: set[str], filesystems: str) -> None:
+        self.missing, self.filesystems, self.modprobed = missing, filesystems, []
+
+    def install(self, monkeypatch, system) -> None:
+        real_exists, real_read = Path.exists, Path.read_text
+        monkeypatch.setattr(Path, "exists", lambda p: False if str(p) in self.missing else real_exists(p))
+        monkeypatch.setattr(
+            Path,
+            "read_text",
+            lambda p, *a, **k: self.filesystems if str(p) == "/proc/filesystems" else real_read(p, *a, **k),
+        )
+        monkeypatch.setattr(system, "run", lambda argv, **kw: self.modprobed.append(argv))
+
+
+@pytest.mark.parametrize(
+    ("missing", "filesystems", "message"),
+    [
+        ({"/proc/self/ns/net"}, "nodev\toverlay\n", "no network namespaces (CONFIG_NET_NS)"),
+        ({"/proc/self/ns/mnt"}, "nodev\toverlay\n", "no pid or mount namespaces"),
+        (set(), "nodev\tproc\nnodev\ttmpfs\n", "no overlayfs (modprobe overlay failed)"),
+    ],
+)
+def test_a_missing_kernel_feature_is_a_one_line_error(
+    pb_home, monkeypatch, capsys, missing, filesystems, message
+):
+    from patchbrain.lab import system
+
+    kernel = _FakeKernel(missing, filesystems)
+    kernel.install(monkeypatch, system)
+    monkeypatch.setattr(system, "require_linux_root", lambda: None)
+    monkeypatch.setattr(system, "require_tools", lambda *names: None)
+    from patchbrain.lab import fleet
+
+    monkeypatch.setattr(fleet, "require_linux_root", lambda: None)
+    monkeypatch.setattr(fleet, "require_tools", lambda *names: None)
+    assert cli.main(["lab", "up", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    # overlayfs may only be a module not loaded yet: the lab tries modprobe before it refuses
+    assert kernel.modprobed == ([["modprobe", "overlay"]] if not missing else [])
+
+
+def test_overlayfs_loaded_by_modprobe_is_accepted(monkeypatch):
+    from patchbrain.lab import system
+
+    kernel = _FakeKernel(set(), "nodev\tproc\n")
+    kernel.install(monkeypatch, system)
+    monkeypatch.setattr(system, "run", lambda argv, **kw: setattr(kernel, "filesystems", "nodev\toverlay\n"))
+    system.require_kernel_features()

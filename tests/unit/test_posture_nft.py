@@ -52,6 +52,7 @@ WEAKENING = [
     ("set_element_added", {("weakens", "firewall.admits")}, "198.51.100.7"),
     ("iif_wildcard", {("weakens", "firewall.admits")}, "iifname eth*"),
     ("input_flushed", {("weakens", "firewall.chain_flushed")}, "was flushed"),
+    ("input_deleted", {("weakens", "firewall.chain_deleted")}, "chain nft inet filter input was deleted"),
     ("empty", {("weakens", "firewall.table_deleted")}, "table nft:inet filter was deleted"),
     ("jump_chain", {("weakens", "firewall.admits")}, "nft inet filter extra"),
 ]

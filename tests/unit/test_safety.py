@@ -551,3 +551,137 @@ def test_hosts_an_execution_node_ran_are_gated_on_the_verifiers_readings_only(pb
         loop.close()
     finally:
         server.close()
+
+
+# -- VM snapshot hooks in the rollback ------------------------------------------------------------------
+
+
+class _FakeVm:
+    """A VM host `a` as the verifier sees it: weakened and at 1.1 until its snapshot is reverted."""
+
+    def __init__(self) -> None:
+        self.reverted = False
+        self.reachable = True
+
+    def read(self, hosts):
+        good = document("a", nft_ruleset=fixture("nft/lab_base.json"), ss=fixture("ss/base.txt"))
+        bad = document("a", nft_ruleset=fixture("nft/lab_accept_all.json"), ss=fixture("ss/base.txt"))
+        out = {}
+        for h in hosts:
+            if not self.reachable and not self.reverted:
+                out[h] = HostReading(h, False, error="connection refused")
+                continue
+            back = self.reverted
+            out[h] = HostReading(
+                h,
+                True,
+                family="deb",
+                versions={"labdemo": "1.0" if back else "1.1"},
+                posture=good if back else bad,
+            )
+        return out
+
+
+def _vm_loop(pb_home, tmp_path, monkeypatch, revert_ok: bool = True):
+    from patchbrain.executor.rollout import WaveOutcome
+    from patchbrain.journal import Journal
+    from patchbrain.plans import plan_document
+
+    loop, plan, ctx = _loop(pb_home, verify=True)
+    log = tmp_path / "hook.log"
+    vm = _FakeVm()
+
+    def revert_hook(*argv):  # the controller-side revert command, as snapshots.run_hook runs it
+        ok, said = real_run_hook(
+            ("sh", "-c", f'echo "revert $1" >> {log}; exit {0 if revert_ok else 7}', "x"), argv[-1]
+        )
+        vm.reverted = ok
+        return ok, said
+
+    real_run_hook = snapshots.run_hook
+    hook = snapshots.SnapshotHook(pre=("sh", "-c", f'echo "pre $1" >> {log}', "x"), revert=("vm-revert",))
+    loop.vm_hooks = {"a": hook}
+    monkeypatch.setattr(
+        snapshots,
+        "run_hook",
+        lambda argv, host: revert_hook(*argv, host) if argv == hook.revert else real_run_hook(argv, host),
+    )
+    monkeypatch.setattr(loop, "_read", vm.read)
+    monkeypatch.setattr(restore.time, "sleep", lambda s: None)
+    journal = Journal(loop.store)
+    journal.add_plan(plan.plan_id, inventory="inv", document=plan_document(plan), waves=[["a", "b"], ["c"]])
+    vm.reverted = True  # the pre-patch read sees the host as it was before the wave
+    loop.before_wave(ctx(plan, 0, ("a",), tmp_path))
+    loop.join_pre_read()
+    vm.reverted = False  # then the wave patched it and weakened it
+    for state in ("running", "patched"):
+        journal.transition(plan.plan_id, "a", state)
+    return loop, plan, vm, log, journal, WaveOutcome(plan.plan_id, 0, tmp_path, (), {}, {}, {})
+
+
+def _actions(loop, pattern):
+    from patchbrain.audit import AuditLog
+
+    return [(r.subject, r.payload) for r in AuditLog(loop.store).records(action=pattern)]
+
+
+def test_a_vm_that_cannot_be_rolled_back_by_packages_is_reverted_to_its_snapshot(
+    pb_home, tmp_path, monkeypatch
+):
+    loop, plan, vm, log, journal, outcome = _vm_loop(pb_home, tmp_path, monkeypatch)
+    assert log.read_text() == "pre a\n"  # taken before the wave patched, with the host name last
+    assert [s for s, p in _actions(loop, "safety.snapshot.pre") if p["ok"]] == ["a"]
+    vm.reachable = False  # the package rollback cannot reach it: only the snapshot can bring it back
+    out = loop.rollback(0, ["a"], outcome, "drift: test")
+    assert log.read_text() == "pre a\nrevert a\n"
+    assert out["a"]["restored"] is True and out["a"]["method"] == "snapshot-hook"
+    assert journal.host_states(plan.plan_id)["a"] == "restored"
+    ((subject, payload),) = _actions(loop, "safety.snapshot.revert")
+    assert subject == "a" and payload["ok"] is True and payload["argv"] == ["vm-revert"]
+    assert [p["method"] for _, p in _actions(loop, "rollback.host")] == ["snapshot-hook"]
+    assert journal.snapshots(plan.plan_id, 0, "restore-verify")["a"] == vm.read(["a"])["a"].posture
+    loop.close()
+
+
+def test_a_failed_snapshot_revert_leaves_the_vm_not_restored_and_says_why(pb_home, tmp_path, monkeypatch):
+    loop, plan, vm, _log, journal, outcome = _vm_loop(pb_home, tmp_path, monkeypatch, revert_ok=False)
+    vm.reachable = False
+    out = loop.rollback(0, ["a"], outcome, "drift: test")
+    assert out["a"]["restored"] is False and out["a"]["method"] == "snapshot-hook"
+    assert "snapshot revert failed" in out["a"]["reason"] and "exit 7" in out["a"]["reason"]
+    assert journal.host_states(plan.plan_id)["a"] == "not_restored"
+    assert [p["ok"] for _, p in _actions(loop, "safety.snapshot.revert")] == [False]
+    loop.close()
+
+
+def test_a_failing_snapshot_hook_refuses_to_patch_the_vm(pb_home, tmp_path):
+    from patchbrain.errors import RefusedByPolicy
+
+    loop, plan, ctx = _loop(pb_home)
+    loop.vm_hooks = {"a": snapshots.SnapshotHook(pre=("false",), revert=("true",))}
+    with pytest.raises(RefusedByPolicy, match="snapshot hook of a failed"):
+        loop.before_wave(ctx(plan, 0, plan.waves[0], tmp_path))
+    assert [p["ok"] for _, p in _actions(loop, "safety.snapshot.pre")] == [False]
+    loop.close()
+
+
+def test_a_vm_the_package_rollback_left_weakened_is_reverted_to_its_snapshot(pb_home, tmp_path, monkeypatch):
+    import types
+
+    from patchbrain.safety import loop as loop_module
+
+    loop, _plan, _vm, log, _journal, outcome = _vm_loop(pb_home, tmp_path, monkeypatch)
+    runs = []
+
+    def rollback_run(req, hooks):  # the rollback playbook "ran" but the host is still weakened
+        runs.append(req.limit)
+        return types.SimpleNamespace(data={}, host_outcome=lambda host: "ok")
+
+    monkeypatch.setattr(loop_module.runner, "run", rollback_run)
+    out = loop.rollback(0, ["a"], outcome, "drift: test")
+    assert runs == [("a",)]  # packages first, then the snapshot
+    assert log.read_text() == "pre a\nrevert a\n"
+    assert out["a"]["restored"] is True and out["a"]["method"] == "snapshot-hook"
+    (payload,) = [p for _, p in _actions(loop, "safety.snapshot.revert")]
+    assert payload["after"]  # what the package rollback left wrong is kept in the audit record
+    loop.close()
