@@ -11,6 +11,9 @@ audit/chain.jsonl         the hash chain (every field but the payload, which is 
 audit/checkpoints.jsonl   the signed checkpoints; audit/verify.json the whole log's verification now
 journal/                  waves, host transitions, report.json
 posture/W/HOST-PHASE.json posture and pre-scan snapshots per wave, host and phase
+posture/selinux.json      each host's SELinux label read from those snapshots: mode, and `simulated` where
+                          the host carried the lab stand-in's marker /etc/selinux/SIMULATED (its SELinux
+                          results are then the shim's, not a kernel's)
 artifacts/...             the ansible-runner artifact folders of every wave (SSH key files left out)
 MANIFEST.sha256           SHA-256 of every file above (sha256sum format)
 """
@@ -31,6 +34,7 @@ from typing import Any
 from patchbrain.audit import AuditLog, record_hash
 from patchbrain.journal import Journal
 from patchbrain.keys import KeyStore
+from patchbrain.posture.labels import SIMULATED_NOTE
 from patchbrain.report import audit_records, build_report, resolve_plan_id
 from patchbrain.store import Store
 
@@ -148,7 +152,15 @@ def collect(store: Store, plan_id: str, keystore: KeyStore | None = None) -> dic
     assert record is not None
     files["journal/waves.json"] = _dumps([dataclasses.asdict(w) for w in record.waves])
     files["journal/history.json"] = _dumps([dataclasses.asdict(t) for t in journal.history(plan_id)])
-    files["journal/report.json"] = _dumps(build_report(store, plan_id))
+    report = build_report(store, plan_id)
+    files["journal/report.json"] = _dumps(report)
+    files["posture/selinux.json"] = _dumps(
+        {
+            "simulated_hosts": report["selinux_simulated"],
+            "note": SIMULATED_NOTE if report["selinux_simulated"] else "no host read as simulated",
+            "hosts": {h["host"]: h["selinux"] for h in report["hosts"]},
+        }
+    )
     for snap in conn.execute(
         "SELECT wave, host, phase, taken, document FROM journal_snapshots WHERE plan_id = ? "
         "ORDER BY wave, host, phase",
@@ -190,4 +202,11 @@ def write_bundle(store: Store, plan_id: str, out: Path, keystore: KeyStore | Non
             info.mtime = now
             tar.addfile(info, io.BytesIO(data))
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    return {"bundle": str(out), "sha256": digest, "files": len(files), "root": root}
+    simulated = json.loads(files["posture/selinux.json"])["simulated_hosts"]
+    return {
+        "bundle": str(out),
+        "sha256": digest,
+        "files": len(files),
+        "root": root,
+        "selinux_simulated": simulated,
+    }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from patchbrain.errors import PatchbrainError
@@ -326,6 +326,45 @@ class Journal:
             (plan_id, wave, phase),
         )
         return {str(r["host"]): json.loads(r["document"]) for r in rows}
+
+    def plan_snapshots(
+        self, plan_id: str, probes: Sequence[str] | None = None
+    ) -> list[tuple[int, str, str, Any]]:
+        """Every posture document of a plan, oldest first: (wave, host, phase, document); the pre-scan's
+        maintainer-script documents are left out. With `probes`, each document keeps only those probes
+        (picked out by SQLite, so a report need not load every ruleset)."""
+        conn = self.store.connection()
+        if probes is None:
+            rows = conn.execute(
+                "SELECT wave, host, phase, document FROM journal_snapshots "
+                "WHERE plan_id = ? AND phase != 'prescan' ORDER BY taken, wave, host, phase",
+                (plan_id,),
+            )
+            return [
+                (int(r["wave"]), str(r["host"]), str(r["phase"]), json.loads(r["document"])) for r in rows
+            ]
+        # only the named probes leave SQLite; json_quote(...) is always JSON text (an object as it is)
+        rows = conn.execute(
+            "SELECT s.wave, s.host, s.phase, json_quote(json_extract(s.document, '$.schema')), "
+            "json_quote(json_extract(s.document, '$.host')), "
+            "json_quote(json_extract(s.document, '$.collected_at')), json_type(s.document, '$.probes'), "
+            "p.key, json_quote(p.value) FROM journal_snapshots AS s "
+            "LEFT JOIN json_each(s.document, '$.probes') AS p "
+            "ON json_type(s.document, '$.probes') = 'object' AND p.key IN (SELECT value FROM json_each(?)) "
+            "WHERE s.plan_id = ? AND s.phase != 'prescan' ORDER BY s.taken, s.wave, s.host, s.phase",
+            (json.dumps(list(probes)), plan_id),
+        )
+        docs: dict[tuple[int, str, str], dict[str, Any]] = {}
+        for wave, host, phase, schema, doc_host, at, probes_type, key, value in rows:
+            doc = docs.setdefault(
+                (int(wave), str(host), str(phase)),
+                {"schema": json.loads(schema), "host": json.loads(doc_host), "collected_at": json.loads(at)},
+            )
+            if probes_type == "object":
+                doc.setdefault("probes", {})
+                if key is not None:
+                    doc["probes"][str(key)] = json.loads(value)
+        return [(*k, doc) for k, doc in docs.items()]
 
     def add_discovery(self, *, inventory: str, artifacts: str, document: Any) -> int:
         """Record a discovery run's parsed results; returns its id."""

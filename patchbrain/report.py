@@ -18,6 +18,8 @@ from typing import Any
 from patchbrain.audit import AuditLog, AuditRecord
 from patchbrain.errors import BadInput
 from patchbrain.journal import Journal, PlanRecord
+from patchbrain.posture.labels import SIMULATED_NOTE, labels, simulated_hosts, text
+from patchbrain.posture.snapshot import SELINUX_PROBES
 from patchbrain.store import Store
 
 CLOSURE_SOURCE = (
@@ -86,6 +88,7 @@ def build_report(store: Store, plan_id: str) -> dict[str, Any]:
         f = a.fields()
         approvals.append({k: f.get(k) for k in ("approver", "key", "approved_at", "expires_at")})
 
+    selinux = _selinux_labels(journal, plan_id)
     verdicts = _verifier_verdicts(record)
     closed: dict[str, list[str]] = {}
     unverified: dict[str, list[str]] = {}
@@ -109,6 +112,7 @@ def build_report(store: Store, plan_id: str) -> dict[str, Any]:
                 "wave": next((i + 1 for i, w in enumerate(document.get("waves", [])) if entry in w), None),
                 "state": state,
                 "verifier": verdict,
+                "selinux": selinux.get(host, {"mode": None, "config_mode": None, "simulated": None}),
                 "detail": detail.get(host, ""),
                 "os": entry.get("os", ""),
                 "risk": entry.get("risk"),
@@ -137,6 +141,7 @@ def build_report(store: Store, plan_id: str) -> dict[str, Any]:
         "approvals": approvals,
         "ranking": document.get("ranking", ""),
         "halt": _halt(record, audit),
+        "selinux_simulated": [h for h in simulated_hosts(selinux) if h in entries],
         "waves": [
             {
                 "wave": w.wave + 1,
@@ -163,6 +168,15 @@ def build_report(store: Store, plan_id: str) -> dict[str, Any]:
         ],
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+
+
+def _selinux_labels(journal: Journal, plan_id: str) -> dict[str, dict[str, Any]]:
+    """Each host's SELinux label (mode, simulated) from every posture document the rollout recorded for it:
+    Ansible's pre/post snapshots and the verifier's own readings (`patchbrain.posture.labels`)."""
+    docs: dict[str, list[Any]] = {}
+    for _wave, host, _phase, doc in journal.plan_snapshots(plan_id, probes=tuple(SELINUX_PROBES)):
+        docs.setdefault(host, []).append(doc)
+    return labels(docs)
 
 
 def _verifier_verdicts(record: PlanRecord) -> dict[str, str]:
@@ -203,6 +217,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         ),
         f"- ranking: {_md(report['ranking'])}",
     ]
+    simulated = report.get("selinux_simulated") or []
+    if simulated:
+        lines.insert(
+            1,
+            f"\n**SELinux is simulated on {len(simulated)} host(s)** ({_md(', '.join(simulated))}): "
+            f"{_md(SIMULATED_NOTE)}. Their SELinux results are the stand-in's, not a kernel's.",
+        )
     halt = report["halt"]
     if halt:
         hosts = ", ".join(_md(h) for h in halt.get("hosts") or [])
@@ -227,15 +248,17 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## What was patched where",
         "",
-        "| wave | host | state | packages | detail |",
-        "|---|---|---|---|---|",
+        "| wave | host | state | SELinux | packages | detail |",
+        "|---|---|---|---|---|---|",
     ]
     for h in report["hosts"]:
         pkgs = "; ".join(
             f"{p['name']} {p['installed_before'] or '?'} -> {p['version']}" for p in h["packages"]
         )
+        se = text(h.get("selinux") or {})
         lines.append(
-            f"| {h['wave']} | {_md(h['host'])} | {_md(h['state'])} | {_md(pkgs)} | {_md(h['detail'])} |"
+            f"| {h['wave']} | {_md(h['host'])} | {_md(h['state'])} | {_md(se)} | {_md(pkgs)} "
+            f"| {_md(h['detail'])} |"
         )
     closure = report["cves_closed"]
     lines += ["", "## CVEs", "", f"Source: {_md(closure['source'])}.", ""]

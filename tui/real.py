@@ -109,14 +109,12 @@ class RealBackend:
         self._discovered = found[1] if found else {}
         self._hosts = {h.name: h for h in hosts}
         outcome, posture = self._last_rollout()
-        simulated = self._inventory is None  # the lab's hosts: SELinux is a shim there (LAB-NOTES)
         rows = []
         for h in hosts:
             row = _row(h, self._discovered.get(h.name))
-            selinux, firewall = posture.get(h.name, ("?", "?"))
-            source: PostureSource = "unknown"
-            if h.name in posture:
-                source = "simulated" if simulated else "real"
+            # the source is read from the host's own snapshot: simulated where it carried the lab
+            # stand-in's marker /etc/selinux/SIMULATED
+            selinux, firewall, source = posture.get(h.name, ("?", "?", "unknown"))
             rows.append(
                 dataclasses.replace(
                     row,
@@ -128,14 +126,14 @@ class RealBackend:
             )
         return rows
 
-    def _last_rollout(self) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    def _last_rollout(self) -> tuple[dict[str, str], dict[str, tuple[str, str, PostureSource]]]:
         """Host states of the latest plan run, and each host's latest posture snapshot (post, else pre)."""
         journal = Journal(self.store())
         ids = journal.plan_ids(1)
         record = journal.plan(ids[0]) if ids else None
         if record is None:
             return {}, {}
-        posture: dict[str, tuple[str, str]] = {}
+        posture: dict[str, tuple[str, str, PostureSource]] = {}
         for wave in record.waves:
             docs = journal.snapshots(record.plan_id, wave.wave, "post") or journal.snapshots(
                 record.plan_id, wave.wave, "pre"
@@ -345,15 +343,18 @@ def drift_findings(waves: Any) -> list[DriftFinding]:
     return out
 
 
-def posture_summary(host: str, doc: Any) -> tuple[str, str]:
-    """(SELinux runtime mode, `fw drop` or `fw accept`: the input base chains' policy) from a snapshot."""
+def posture_summary(host: str, doc: Any) -> tuple[str, str, PostureSource]:
+    """(SELinux runtime mode, `fw drop` or `fw accept`: the input base chains' policy, and where the
+    SELinux reading comes from: `simulated` when the snapshot carried the lab stand-in's marker, `real`
+    otherwise, `unknown` when the snapshot cannot be read) from a snapshot."""
     from patchbrain.posture.snapshot import parse_document
 
     try:
         snap = parse_document(doc, host=host)
     except PatchbrainError:
-        return "?", "?"
+        return "?", "?", "unknown"
     selinux = (snap.selinux.runtime_mode or "?") if snap.selinux is not None else "absent"
+    source: PostureSource = "simulated" if snap.selinux is not None and snap.selinux.simulated else "real"
     inputs = [
         chain
         for table in snap.ruleset.tables
@@ -365,7 +366,7 @@ def posture_summary(host: str, doc: Any) -> tuple[str, str]:
     firewall = "fw none" if not policies else ("fw drop" if "drop" in policies else "fw accept")
     if any(not r.constraints and r.verdict == "accept" for chain in inputs for r in chain.rules):
         firewall = "fw accept (rule accepts all)"  # an unconditional accept voids a drop policy
-    return selinux, firewall
+    return selinux, firewall, source
 
 
 def plan_view(plan: Plan) -> PlanView:

@@ -56,6 +56,8 @@ def _summary(doc: dict[str, Any], host: str) -> dict[str, Any]:
         "sources": list(s.sources),
         "tables": [t.key for t in s.ruleset.tables],
         "selinux": s.selinux.runtime_mode if s.selinux else None,
+        # read from the host: /etc/selinux/SIMULATED present, SELinux there is the lab's stand-in
+        "selinux_simulated": bool(s.selinux and s.selinux.simulated),
         "firewalld": None if s.firewalld is None else s.firewalld.running,
         "ufw": None if s.ufw is None else s.ufw.active,
         "listening": None if s.sockets is None else len(s.sockets),
@@ -87,8 +89,9 @@ def _snapshot(args: argparse.Namespace) -> int:
         )
     else:
         for host, s in summaries.items():
+            sim = " (simulated)" if s["selinux_simulated"] else ""
             print(
-                f"{host}: selinux={s['selinux'] or '-'} tables={len(s['tables'])} "
+                f"{host}: selinux={s['selinux'] or '-'}{sim} tables={len(s['tables'])} "
                 f"firewalld={_onoff(s['firewalld'])} ufw={_onoff(s['ufw'])} listening={s['listening']}"
             )
         for host, why in sorted(result.failed.items()):
@@ -115,6 +118,7 @@ def _diff(args: argparse.Namespace) -> int:
                 "ok": report.ok,
                 "counts": report.counts(),
                 "hosts": list(report.hosts),
+                "selinux_simulated": list(report.simulated),
                 "changes": [dataclasses_asdict(c) for c in report.changes],
                 "blocking": [dataclasses_asdict(c) for c in report.blocking],
             }
@@ -124,6 +128,10 @@ def _diff(args: argparse.Namespace) -> int:
         for c in shown:
             mark = " (allowed by " + c.allowed_by + ")" if c.allowed_by else ""
             print(f"{c.host}: {c.effect.upper()}{mark}: {c.reason}")
+        if report.simulated:
+            from patchbrain.posture.labels import SIMULATED_NOTE
+
+            print(f"SELinux simulated on {', '.join(report.simulated)}: {SIMULATED_NOTE}")
         counts = report.counts()
         print(
             f"{len(report.hosts)} hosts: {counts['weakens']} weakening, {counts['unknown']} unknown, "

@@ -52,4 +52,9 @@ def _forensics(args: argparse.Namespace) -> int:
         print_json(summary)
     else:
         print(f"{summary['bundle']}: {summary['files']} files, sha256 {summary['sha256']}")
+        if summary["selinux_simulated"]:
+            print(
+                f"SELinux simulated on {', '.join(summary['selinux_simulated'])} "
+                "(the lab's stand-in; see posture/selinux.json in the bundle)"
+            )
     return 0

@@ -62,19 +62,42 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_rollout)
 
 
+def selinux_labels(result: RolloutResult) -> list[dict[str, dict[str, Any]]]:
+    """Per wave, each snapshotted host's SELinux label (mode, simulated) from its pre- and post-flight
+    posture documents (`patchbrain.posture.labels`)."""
+    from patchbrain.posture.labels import labels
+
+    return [
+        labels(
+            {
+                h: [d for d in (w.posture_pre.get(h), w.posture_post.get(h)) if d is not None]
+                for h in {*w.posture_pre, *w.posture_post}
+            }
+        )
+        for w in result.waves
+    ]
+
+
 def result_document(result: RolloutResult) -> dict[str, Any]:
-    """The rollout as JSON-ready data (maintainer scripts stay in the journal and artifacts)."""
+    """The rollout as JSON-ready data (maintainer scripts stay in the journal and artifacts). Each wave's
+    `selinux` is {host: {mode, config_mode, simulated}}; `selinux_simulated` lists every host whose
+    SELinux was read as the lab's simulated stand-in."""
+    from patchbrain.posture.labels import simulated_hosts
+
+    selinux = selinux_labels(result)
     return {
         "plan_id": result.plan_id,
         "state": result.state,
         "halt": dataclasses.asdict(result.halt) if result.halt else None,
         "resumed": result.resumed,
         "lock_taken_over": list(result.lock_taken_over),
+        "selinux_simulated": sorted({h for s in selinux for h in simulated_hosts(s)}),
         "waves": [
             {
                 "wave": w.index + 1,
                 "artifacts": str(w.artifacts),
                 "hosts": [dataclasses.asdict(h) for h in w.hosts],
+                "selinux": selinux[i],
                 "posture_pre_hosts": sorted(w.posture_pre),
                 "posture_post_hosts": sorted(w.posture_post),
                 "prescan": {h: {p: sorted(s) for p, s in pk.items()} for h, pk in w.prescan.items()},
@@ -84,7 +107,7 @@ def result_document(result: RolloutResult) -> dict[str, Any]:
                 "halt": dataclasses.asdict(w.halt) if w.halt else None,
                 **w.extra,
             }
-            for w in result.waves
+            for i, w in enumerate(result.waves)
         ],
     }
 
@@ -177,13 +200,24 @@ def _summary(result: RolloutResult) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from patchbrain.posture.labels import SIMULATED_NOTE, simulated_hosts, text
+
+    selinux = selinux_labels(result)
     table = Table(title=f"Rollout {result.plan_id}: {result.state}")
-    for col in ("wave", "host", "state", "detail"):
+    for col in ("wave", "host", "state", "SELinux", "detail"):
         table.add_column(col)
-    for w in result.waves:
+    for i, w in enumerate(result.waves):
         for h in w.hosts:
-            table.add_row(str(w.index + 1), h.host, h.state, escape(h.message))
+            label = text(selinux[i].get(h.host, {}))
+            table.add_row(str(w.index + 1), h.host, h.state, label, escape(h.message))
     console = Console()
+    simulated = sorted({h for s in selinux for h in simulated_hosts(s)})
+    if simulated:
+        console.print(
+            f"SELinux simulated on {len(simulated)} host(s) ({', '.join(simulated)}): {SIMULATED_NOTE}",
+            markup=False,
+            highlight=False,
+        )
     console.print(table)
     if result.halt:
         console.print(

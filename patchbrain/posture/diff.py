@@ -25,7 +25,9 @@ from patchbrain.posture.models import (
     UfwState,
 )
 from patchbrain.posture.reach import PATHS, Delta, OutsideModel, chain_signature, compare_path, merge_boxes
+from patchbrain.posture.selinux import SIMULATED_LABEL, SIMULATED_MARKER
 
+MARKER_PROBE = "selinux_simulated"  # snapshot.PROBES' name for the simulated-SELinux marker file
 MODE_RANK = {"disabled": 0, "permissive": 1, "enforcing": 2}
 ZONE_TARGET_RANK = {"ACCEPT": 0, "default": 1, "%%REJECT%%": 2, "REJECT": 2, "DROP": 3}
 UFW_RANK = {"allow": 0, "reject": 1, "deny": 1, "disabled": 1}
@@ -40,7 +42,8 @@ def diff(before: Snapshot, after: Snapshot) -> list[Change]:
     """Every classified change from `before` to `after` (the same host), most severe first."""
     host = after.host
     changes: list[Change] = []
-    for probe in sorted(set(before.sources) - set(after.sources)):
+    # the simulated-SELinux marker is not a tool: diff_selinux reports it coming or going on its own
+    for probe in sorted(set(before.sources) - set(after.sources) - {MARKER_PROBE}):
         changes.append(
             Change(
                 host,
@@ -72,9 +75,45 @@ def _c(host: str, area: str, kind: str, effect: Effect, subject: str, reason: st
 
 
 def diff_selinux(host: str, b: SelinuxState | None, a: SelinuxState | None) -> list[Change]:
-    """SELinux modes, policy, booleans, permissive domains and modules."""
+    """SELinux modes, policy, booleans, permissive domains, modules and the simulated marker. Every reason
+    on a host whose SELinux is simulated (the marker on either side) ends with "(simulated SELinux)"."""
     if b is None or a is None:
         return []
+    out = _diff_selinux(host, b, a)
+    if b.simulated or a.simulated:
+        out = [dataclasses.replace(c, reason=f"{c.reason} ({SIMULATED_LABEL})") for c in out]
+    if b.simulated != a.simulated:
+        out.append(_marker_change(host, b, a))
+    return out
+
+
+def _marker_change(host: str, b: SelinuxState, a: SelinuxState) -> Change:
+    """The simulated-SELinux marker appeared or disappeared: `unknown`, never safer (docs/posture.md)."""
+    if b.simulated:
+        why = (
+            f"{SIMULATED_MARKER} was removed: SELinux on this host was simulated before the update and "
+            f"nothing shows it is real now (the mode reads {a.runtime_mode or 'nothing'}); removing the "
+            "marker changes what the SELinux results mean, not how safe the host is"
+        )
+    else:
+        why = (
+            f"{SIMULATED_MARKER} appeared: SELinux on this host now says it is simulated (a stand-in) "
+            "where it did not before; a marker that makes real SELinux results read as simulated can "
+            "hide a weakening"
+        )
+    return _c(
+        host,
+        "selinux",
+        "selinux.simulated",
+        "unknown",
+        SIMULATED_MARKER,
+        why,
+        before="simulated" if b.simulated else "unmarked",
+        after="simulated" if a.simulated else "unmarked",
+    )
+
+
+def _diff_selinux(host: str, b: SelinuxState, a: SelinuxState) -> list[Change]:
     out: list[Change] = []
     for attr, label in (
         ("runtime_mode", "runtime mode"),

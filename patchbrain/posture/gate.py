@@ -19,6 +19,8 @@ class GateReport:
     changes: tuple[Change, ...]
     blocking: tuple[Change, ...]
     hosts: tuple[str, ...]
+    # hosts whose SELinux is the lab's stand-in (the marker read in either snapshot): results are simulated
+    simulated: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -45,6 +47,7 @@ def compare(
     policy = policy or Policy()
     changes: list[Change] = []
     hosts = sorted(set(before) | set(after))
+    simulated: list[str] = []
     for host in hosts:
         if host not in before or host not in after:
             side = "before" if host not in before else "after"
@@ -62,5 +65,7 @@ def compare(
         b = parse_document(dict(before[host]), host=host)
         a = parse_document(dict(after[host]), host=host)
         changes.extend(diff(b, a))
+        if any(s.selinux is not None and s.selinux.simulated for s in (b, a)):
+            simulated.append(host)
     applied = policy.apply(changes, packages)
-    return GateReport(tuple(applied), tuple(policy.blocking(applied)), tuple(hosts))
+    return GateReport(tuple(applied), tuple(policy.blocking(applied)), tuple(hosts), tuple(simulated))

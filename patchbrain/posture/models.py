@@ -246,6 +246,8 @@ class SelinuxState:
     permissive_domains: tuple[str, ...] = ()
     modules_hash: str | None = None
     modules: tuple[str, ...] = ()
+    # /etc/selinux/SIMULATED was present: SELinux here is patchbrain's lab stand-in (a shim), not a kernel's
+    simulated: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,5 +1,9 @@
 """Parse SELinux tool output: getenforce, sestatus, /sys/fs/selinux/enforce, /etc/selinux/config,
-`getsebool -a`, `semanage permissive -l` and the module list."""
+`getsebool -a`, `semanage permissive -l`, the module list, and the lab stand-in's marker file.
+
+The marker (`SIMULATED_MARKER`) is read from the host like any other state file: present means the
+SELinux tools there are patchbrain's lab shim, so every result built on them is labelled simulated.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from patchbrain.errors import BadInput
 from patchbrain.posture.models import SelinuxState
 
 MODES = ("enforcing", "permissive", "disabled")
+SIMULATED_MARKER = "/etc/selinux/SIMULATED"  # patchbrain.lab.shim.MARKER (a unit test keeps them equal)
+SIMULATED_LABEL = "simulated SELinux"
 _BOOL = re.compile(r"^(\S+)\s+-->\s+(on|off)$")
 
 
@@ -146,4 +152,5 @@ def build(raw: dict[str, str], *, host: str) -> SelinuxState | None:
         permissive_domains=permissive,
         modules_hash=mhash,
         modules=modules,
+        simulated="simulated" in raw,  # the marker's presence; its text is only a note for people
     )

@@ -9,12 +9,13 @@ A raw document keeps each tool's exact output, so a snapshot file is evidence th
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from patchbrain.errors import BadInput
 from patchbrain.posture import firewalld, iptables, nft, selinux, sockets, ufw
-from patchbrain.posture.models import Ruleset, Snapshot, Table
+from patchbrain.posture.models import Ruleset, SelinuxState, Snapshot, Table
 
 RAW_SCHEMA = 1
 FILE_SCHEMA = "patchbrain.posture.snapshot/1"
@@ -32,6 +33,7 @@ PROBES: dict[str, frozenset[int]] = {
     "sestatus": frozenset({0}),
     "selinux_enforce": frozenset({0}),
     "selinux_config": frozenset({0}),
+    "selinux_simulated": frozenset({0}),
     "getsebool": frozenset({0}),
     "semanage_permissive": frozenset({0}),
     "semodule": frozenset({0}),
@@ -44,20 +46,22 @@ SELINUX_PROBES = {
     "sestatus": "sestatus",
     "selinux_enforce": "enforce_file",
     "selinux_config": "config",
+    "selinux_simulated": "simulated",
     "getsebool": "getsebool",
     "semanage_permissive": "permissive",
     "semodule": "modules",
 }
 
 
-def outputs(doc: dict[str, Any], *, host: str) -> dict[str, str]:
-    """The stdout of every probe whose tool was present, after checking exit codes."""
+def outputs(doc: dict[str, Any], *, host: str, only: Collection[str] | None = None) -> dict[str, str]:
+    """The stdout of every probe whose tool was present (of `only`, when given), after checking exit
+    codes."""
     probes = doc.get("probes")
     if not isinstance(probes, dict):
         raise BadInput("no 'probes' object", source=f"{host}: posture document", field="probes")
     out: dict[str, str] = {}
     for name, result in probes.items():
-        if name not in PROBES:
+        if name not in PROBES or (only is not None and name not in only):
             continue  # a newer role may collect more; unknown probes are not ours to judge
         if not isinstance(result, dict):
             raise BadInput("probe result is not an object", source=f"{host}: {name}", field=name)
@@ -84,8 +88,8 @@ def _merge(nft_tables: tuple[Table, ...], ipt: list[Table]) -> tuple[Table, ...]
     return tuple(sorted([*kept, *ipt], key=lambda t: t.key))
 
 
-def parse_document(doc: Any, *, host: str | None = None) -> Snapshot:
-    """One host's raw document as a Snapshot (BadInput names the host and the source on any doubt)."""
+def _checked(doc: Any, host: str | None) -> str:
+    """The document's host name, once it is an object of the raw schema (else BadInput)."""
     if not isinstance(doc, dict):
         raise BadInput("posture document is not an object", source=f"{host or '?'}: posture document")
     name = str(doc.get("host") or host or "?")
@@ -95,9 +99,49 @@ def parse_document(doc: Any, *, host: str | None = None) -> Snapshot:
             source=f"{name}: posture document",
             field="schema",
         )
-    out = outputs(doc, host=name)
+    return name
+
+
+def _selinux(out: dict[str, str], failed: dict[str, str], name: str) -> SelinuxState | None:
+    se = selinux.build({k: out[p] for p, k in SELINUX_PROBES.items() if p in out}, host=name)
+    if failed and (se is None or se.runtime_mode != "disabled"):
+        probe, err = sorted(failed.items())[0]
+        raise BadInput(
+            f"failed while SELinux is not known to be disabled: {err}", source=f"{name}: {probe}", field="rc"
+        )
+    return se
+
+
+def _split(out: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     failed = {k.split(":", 1)[1]: v for k, v in out.items() if k.startswith("failed:")}
-    out = {k: v for k, v in out.items() if not k.startswith("failed:")}
+    return {k: v for k, v in out.items() if not k.startswith("failed:")}, failed
+
+
+def parse_selinux(doc: Any, *, host: str | None = None) -> SelinuxState | None:
+    """Only the SELinux part of a raw document (modes, booleans, the simulated marker...), as
+    `parse_document` reads it, without parsing the firewall; None when the host had no SELinux source."""
+    name = _checked(doc, host)
+    out, failed = _split(outputs(doc, host=name, only=SELINUX_PROBES))
+    return _selinux(out, failed, name)
+
+
+def selinux_label(doc: Any, *, host: str | None = None) -> dict[str, Any]:
+    """`{"mode", "config_mode", "simulated"}` of a raw document, for reports: `simulated` is whether the
+    host's simulated-SELinux marker was read (False when absent; None, with "error", when the document
+    cannot be read)."""
+    try:
+        se = parse_selinux(doc, host=host)
+    except BadInput as exc:
+        return {"mode": None, "config_mode": None, "simulated": None, "error": str(exc)}
+    if se is None:
+        return {"mode": None, "config_mode": None, "simulated": False}
+    return {"mode": se.runtime_mode, "config_mode": se.config_mode, "simulated": se.simulated}
+
+
+def parse_document(doc: Any, *, host: str | None = None) -> Snapshot:
+    """One host's raw document as a Snapshot (BadInput names the host and the source on any doubt)."""
+    name = _checked(doc, host)
+    out, failed = _split(outputs(doc, host=name))
     nft_tables: tuple[Table, ...] = ()
     if "nft_ruleset" in out:
         nft_tables = nft.parse_ruleset(out["nft_ruleset"], host=name)
@@ -117,12 +161,7 @@ def parse_document(doc: Any, *, host: str | None = None) -> Snapshot:
         {k: out[p] for p, k in (("firewalld_state", "state"), ("firewalld_zones", "zones")) if p in out},
         host=name,
     )
-    se = selinux.build({k: out[p] for p, k in SELINUX_PROBES.items() if p in out}, host=name)
-    if failed and (se is None or se.runtime_mode != "disabled"):
-        probe, err = sorted(failed.items())[0]
-        raise BadInput(
-            f"failed while SELinux is not known to be disabled: {err}", source=f"{name}: {probe}", field="rc"
-        )
+    se = _selinux(out, failed, name)
     return Snapshot(
         host=name,
         taken_at=str(doc.get("collected_at", "")),

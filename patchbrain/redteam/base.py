@@ -37,6 +37,9 @@ class Check:
     passed: bool
     outcome: str  # what patchbrain did
     evidence: tuple[Evidence, ...] = ()
+    # hosts whose SELinux results in this check are simulated: the verifier read the lab stand-in's marker
+    # /etc/selinux/SIMULATED on them
+    selinux_simulated: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +47,7 @@ class Check:
             "passed": self.passed,
             "outcome": self.outcome,
             "evidence": [e.to_dict() for e in self.evidence],
+            "selinux_simulated": list(self.selinux_simulated),
         }
 
 
@@ -67,6 +71,11 @@ class ScenarioResult:
     def evidence(self) -> tuple[Evidence, ...]:
         return tuple(e for c in self.checks for e in c.evidence)
 
+    @property
+    def selinux_simulated(self) -> tuple[str, ...]:
+        """Hosts whose SELinux results in any check are simulated, sorted."""
+        return tuple(sorted({h for c in self.checks for h in c.selinux_simulated}))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -76,6 +85,7 @@ class ScenarioResult:
             "detail": self.detail,
             "seconds": round(self.seconds, 2),
             "disabled_defences": list(self.disabled),
+            "selinux_simulated": list(self.selinux_simulated),
             "checks": [c.to_dict() for c in self.checks],
         }
 

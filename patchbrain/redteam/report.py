@@ -29,8 +29,14 @@ def document(
         "disabled_defences": list(disabled),
         "passed": suite_passed(results, disabled, strict=strict),
         "not_available": [r.name for r in results if r.status == "unavailable"],
+        "selinux_simulated": _simulated(results),
         "scenarios": [r.to_dict() for r in results],
     }
+
+
+def _simulated(results: Sequence[ScenarioResult]) -> list[str]:
+    """Every host whose SELinux results in this run are simulated (read by the verifier from the host)."""
+    return sorted({h for r in results for h in r.selinux_simulated})
 
 
 def suite_passed(results: Sequence[ScenarioResult], disabled: Sequence[str], *, strict: bool = False) -> bool:
@@ -50,6 +56,14 @@ def markdown(
         lines += [
             f"**DEFENCES SWITCHED OFF by the test-only hook: {_md(', '.join(disabled))}. "
             "This run shows what happens without them; it is not a result for this installation.**",
+            "",
+        ]
+    simulated = _simulated(results)
+    if simulated:
+        lines += [
+            f"**SELinux is simulated on {len(simulated)} host(s)** ({_md(', '.join(simulated))}): the lab's "
+            "stand-in (a shim; /etc/selinux/SIMULATED read from each host), not a kernel enforcing a policy. "
+            "SELinux results below are the stand-in's.",
             "",
         ]
     lines += ["| # | scenario | result | checks passed | time |", "|---|---|---|---|---|"]
@@ -81,6 +95,8 @@ def markdown(
         for c in r.checks:
             lines.append(f"- **{'PASS' if c.passed else 'FAIL'}** {_md(c.attack)}")
             lines.append(f"  - patchbrain: {_md(c.outcome)}")
+            if c.selinux_simulated:
+                lines.append(f"  - SELinux: simulated on {_md(', '.join(c.selinux_simulated))}")
             for e in c.evidence:
                 ref = f" (ref {_md(e.ref)})" if e.ref else ""
                 lines.append(f"  - {e.kind}{ref}: {_md(e.text)}")

@@ -172,6 +172,9 @@ def _sabotage(ctx: Context, lab: Any, group: tuple[str, ...]) -> list[Check]:
                     "note", f"rollback {canary}: restored={rb.get('restored')} method={rb.get('method')}"
                 )
             )
+        simulated = tuple(
+            h for h in [canary, *plan.waves[1]] if (r := readings.get(h)) is not None and r.selinux_simulated
+        )
         for h in [canary, *plan.waves[1]]:
             r = readings.get(h)
             if r is not None:
@@ -179,7 +182,8 @@ def _sabotage(ctx: Context, lab: Any, group: tuple[str, ...]) -> list[Check]:
                     Evidence(
                         "verifier",
                         f"{h}: reachable={r.reachable} labdemo={r.versions.get('labdemo')} "
-                        f"selinux={r.selinux_mode}/{r.selinux_config_mode}",
+                        f"selinux={r.selinux_mode}/{r.selinux_config_mode}"
+                        + (" (simulated)" if r.selinux_simulated else ""),
                     )
                 )
         ev += [
@@ -210,7 +214,9 @@ def _sabotage(ctx: Context, lab: Any, group: tuple[str, ...]) -> list[Check]:
             if r is None or not r.reachable or r.versions.get("labdemo") != want or r.selinux_mode != mode:
                 problems.append(f"{h}: the verifier does not read labdemo {want} with SELinux {mode}")
         if problems:
-            checks.append(Check(_attack(variant, len(hosts)), False, "; ".join(problems), tuple(ev)))
+            checks.append(
+                Check(_attack(variant, len(hosts)), False, "; ".join(problems), tuple(ev), simulated)
+            )
             continue
         checks.append(
             Check(
@@ -219,8 +225,10 @@ def _sabotage(ctx: Context, lab: Any, group: tuple[str, ...]) -> list[Check]:
                 f"halted at the canary wave for drift on {canary}"
                 + (f" found by the re-check after the {BAKE_S} s bake" if _delayed(variant) else "")
                 + f"; {canary} restored (version, ruleset, SELinux); blast radius 1 host, the second wave "
-                f"({len(plan.waves[1])} hosts) untouched",
+                f"({len(plan.waves[1])} hosts) untouched"
+                + (" (SELinux simulated)" if canary in simulated else ""),
                 tuple(ev),
+                simulated,
             )
         )
     return checks

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from patchbrain import pkgspec
 from patchbrain.errors import BadInput
+from patchbrain.posture.selinux import SIMULATED_MARKER
 
 ENV = ("env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C")
 DPKG_QUERY = ("/usr/bin/dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Abbrev}\n")
@@ -43,6 +44,7 @@ PROBES: tuple[tuple[str, tuple[str, ...]], ...] = (
 FILES: tuple[tuple[str, str], ...] = (
     ("selinux_enforce", "/sys/fs/selinux/enforce"),
     ("selinux_config", "/etc/selinux/config"),
+    ("selinux_simulated", SIMULATED_MARKER),  # the lab's SELinux stand-in marks its hosts with it
 )
 
 

@@ -1,4 +1,5 @@
-"""Read hosts over patchbrain's own SSH channel (paramiko): versions, posture probes, SELinux mode.
+"""Read hosts over patchbrain's own SSH channel (paramiko): versions, posture probes, SELinux mode (and
+whether it is the lab's simulated stand-in: the marker file is one of the probes).
 
 Host keys are checked strictly against the inventory's known_hosts file (the lab writes
 `<lab dir>/known_hosts`); a host whose key is unknown or different is refused, never added. Nothing read
@@ -54,6 +55,8 @@ class HostReading:
     ruleset: str | None = None  # `nft -j list ruleset` output, None when nft is missing
     selinux_mode: str | None = None  # enforcing | permissive | disabled, None when unknown
     selinux_config_mode: str | None = None
+    # read from the host: /etc/selinux/SIMULATED present (SELinux there is the lab's stand-in); None unknown
+    selinux_simulated: bool | None = None
     posture: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # a raw posture document
     host_key: str = ""  # SHA-256 fingerprint of the key the host presented
     read_at: str = ""
@@ -255,9 +258,10 @@ def _read_one(host: Host, access: SshAccess, names: Sequence[str], timeout: floa
     read_at = _now()
     doc: dict[str, Any] = {"schema": RAW_SCHEMA, "host": host.name, "collected_at": read_at, "probes": probes}
     nft = probes["nft_ruleset"]
-    mode = config_mode = None
+    mode = config_mode = simulated = None
     try:
         snap = parse_document(doc, host=host.name)
+        simulated = snap.selinux is not None and snap.selinux.simulated
         if snap.selinux is not None:
             mode, config_mode = snap.selinux.runtime_mode, snap.selinux.config_mode
     except BadInput as exc:
@@ -270,6 +274,7 @@ def _read_one(host: Host, access: SshAccess, names: Sequence[str], timeout: floa
         ruleset=None if nft["missing"] else str(nft["stdout"]),
         selinux_mode=mode,
         selinux_config_mode=config_mode,
+        selinux_simulated=simulated,
         posture=doc,
         host_key=key,
         read_at=read_at,

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from patchbrain.posture.snapshot import parse_document
+
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,3 +76,6 @@ def test_role_runs_alone_with_plain_ansible_playbook(lab, tmp_path, role):
             doc = json.loads((out / f"{name}.json").read_text())
             assert doc["host"] == name
             assert doc["probes"]["nft_ruleset"]["rc"] == 0
+            # the lab's SELinux stand-in is read from the host as simulated
+            snap = parse_document(doc, host=name)
+            assert snap.selinux is not None and snap.selinux.simulated

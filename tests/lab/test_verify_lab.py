@@ -48,10 +48,12 @@ def test_verifier_reads_versions_ruleset_and_selinux_mode_and_rejects_unknown_ke
     assert readings["h02"].versions == {"labdemo": "1.0-1"}
     for r in readings.values():
         assert r.selinux_mode == "enforcing" and r.selinux_config_mode == "enforcing"  # the lab's shim
+        assert r.selinux_simulated is True  # its marker, read over the verifier's own channel
         tables = json.loads(r.ruleset or "{}")["nftables"]
         assert any(t.get("chain", {}).get("name") == "input" for t in tables)
         snap = parse_document(dict(r.posture), host=r.host)
         assert snap.ruleset.tables and snap.sockets is not None
+        assert snap.selinux is not None and snap.selinux.simulated
     report = check_wave(readings, {"h01": {"labdemo": "1.0"}, "h02": {"labdemo": "1.0-1"}}, {})
     assert report.ok, report.as_dict()
 

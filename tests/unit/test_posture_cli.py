@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from posture_helpers import document, fixture
@@ -96,6 +97,8 @@ def test_snapshot_runs_the_role_through_ansible_runner(tmp_path, capsys, pb_home
     printed = json.loads(capsys.readouterr().out)
     assert code == 0, printed
     assert printed["failed"] == {} and "ss" in printed["hosts"]["probe1"]["sources"]
+    # read from this machine: simulated only where the lab's marker file is
+    assert printed["hosts"]["probe1"]["selinux_simulated"] is Path("/etc/selinux/SIMULATED").is_file()
     docs = snapshot.load_file(out)
     assert set(docs) == {"probe1"} and docs["probe1"]["probes"]["ss"]["rc"] == 0
     assert "nft_ruleset" not in docs["probe1"]["probes"]
@@ -114,3 +117,47 @@ def test_diff_reads_directories_of_host_documents(tmp_path, capsys):
     assert cli.main(["posture", "diff", str(tmp_path / "before"), str(tmp_path / "after")]) == 3
     out = capsys.readouterr().out
     assert "web1: WEAKENS" in out and "web2: WEAKENS" in out and "iifname eth* tcp dport 3306 accept" in out
+
+
+def _selinux_doc(host: str, *, marker: bool, mode: str = "enforcing") -> dict:
+    from patchbrain.lab.shim import MARKER_TEXT
+
+    probes = {"getenforce": fixture(f"selinux/getenforce_{mode}.txt"), "ss": fixture("ss/base.txt")}
+    if marker:
+        probes["selinux_simulated"] = MARKER_TEXT
+    return document(host, **probes)
+
+
+def test_snapshot_labels_each_host_whose_selinux_is_simulated(tmp_path, capsys, monkeypatch, pb_home):
+    from patchbrain.posture import collect
+
+    docs = {"lab1": _selinux_doc("lab1", marker=True), "web1": _selinux_doc("web1", marker=False)}
+    monkeypatch.setattr(collect, "run_role", lambda inv, limit=None: collect.Collection(docs, {}, tmp_path))
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("lab1\nweb1\n")
+    assert cli.main(["posture", "snapshot", "-i", str(inv), "-o", str(tmp_path / "a.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("lab1: selinux=enforcing (simulated) tables=0")
+    assert lines[1].startswith("web1: selinux=enforcing tables=0")
+    assert cli.main(["posture", "snapshot", "-i", str(inv), "--json", "-o", str(tmp_path / "b.json")]) == 0
+    hosts = json.loads(capsys.readouterr().out)["hosts"]
+    assert hosts["lab1"]["selinux_simulated"] is True and hosts["web1"]["selinux_simulated"] is False
+
+
+def test_diff_says_which_hosts_have_simulated_selinux(tmp_path, capsys):
+    def write_docs(name: str, mode: str) -> str:
+        path = tmp_path / name
+        docs = {
+            "lab1": _selinux_doc("lab1", marker=True, mode=mode),
+            "web1": _selinux_doc("web1", marker=False),
+        }
+        path.write_text(json.dumps(snapshot.file_document(docs)))
+        return str(path)
+
+    before, after = write_docs("a", "enforcing"), write_docs("b", "permissive")
+    assert cli.main(["posture", "diff", before, after]) == 3
+    out = capsys.readouterr().out
+    assert "lab1: WEAKENS: SELinux runtime mode changed enforcing -> permissive (simulated SELinux)" in out
+    assert "SELinux simulated on lab1: " in out and "web1" not in out.split("SELinux simulated on")[1]
+    assert cli.main(["posture", "diff", "--json", before, after]) == 3
+    assert json.loads(capsys.readouterr().out)["selinux_simulated"] == ["lab1"]

@@ -167,3 +167,77 @@ def test_patched_hosts_count_as_closed_only_when_the_verifier_agrees(recorded):
         assert doc[bucket].get("CVE-2024-0001") == ["h1"], (verdict, doc)
         others = {"closed", "unverified", "still_open"} - {bucket}
         assert all("CVE-2024-0001" not in doc[b] for b in others), (verdict, doc)
+
+
+def _selinux_doc(host: str, *, marker: bool) -> dict:
+    from posture_helpers import document, fixture
+
+    from patchbrain.lab.shim import MARKER_TEXT
+
+    probes = {"getenforce": fixture("selinux/getenforce_enforcing.txt")}
+    if marker:
+        probes["selinux_simulated"] = MARKER_TEXT
+    return document(host, **probes)
+
+
+@pytest.fixture
+def simulated(recorded):
+    """The recorded rollout, with h1's verifier reading carrying the simulated-SELinux marker and h2's
+    post-flight snapshot not."""
+    journal = Journal(Store())
+    journal.save_snapshot(recorded, 0, "h1", "verify", _selinux_doc("h1", marker=True))
+    journal.save_snapshot(recorded, 0, "h2", "post", _selinux_doc("h2", marker=False))
+    return recorded
+
+
+def test_report_labels_hosts_whose_selinux_was_read_as_simulated(simulated, capsys):
+    assert cli.main(["report", simulated, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["selinux_simulated"] == ["h1"]
+    by_host = {h["host"]: h["selinux"] for h in doc["hosts"]}
+    assert by_host["h1"] == {"mode": "enforcing", "config_mode": None, "simulated": True}
+    assert by_host["h2"]["simulated"] is False and by_host["h2"]["mode"] == "enforcing"
+    assert cli.main(["report", simulated]) == 0
+    md = capsys.readouterr().out
+    top = md.split("## Waves")[0]
+    assert "**SELinux is simulated on 1 host(s)** (h1)" in top
+    assert "| 1 | h1 | patched | enforcing (simulated) |" in md
+    assert "| 1 | h2 | failed | enforcing |" in md
+
+
+def test_report_without_simulated_hosts_has_no_simulated_line(recorded, capsys):
+    assert cli.main(["report", recorded, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["selinux_simulated"] == [] and all(h["selinux"]["simulated"] is False for h in doc["hosts"])
+    assert cli.main(["report", recorded]) == 0
+    assert "simulated" not in capsys.readouterr().out
+
+
+def test_forensics_bundle_says_which_hosts_were_simulated(simulated, tmp_path, capsys):
+    out = tmp_path / "bundle.tar.gz"
+    assert cli.main(["forensics", simulated, "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["selinux_simulated"] == ["h1"]
+    with tarfile.open(out) as tar:
+        files = {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    label = json.loads(files["posture/selinux.json"])
+    assert label["simulated_hosts"] == ["h1"] and label["hosts"]["h1"]["simulated"] is True
+    assert "/etc/selinux/SIMULATED" in label["note"]
+    assert "posture/selinux.json" in files["MANIFEST.sha256"].decode()
+    assert cli.main(["forensics", simulated, "--out", str(tmp_path / "b2.tar.gz")]) == 0
+    assert "SELinux simulated on h1" in capsys.readouterr().out
+
+
+def test_plan_snapshots_can_pick_out_only_the_selinux_probes(simulated):
+    from patchbrain.posture.snapshot import SELINUX_PROBES
+
+    journal = Journal(Store())
+    journal.save_snapshot(simulated, 0, "h2", "bake", {"schema": 1, "host": "h2", "probes": "not an object"})
+    full = journal.plan_snapshots(simulated)
+    picked = journal.plan_snapshots(simulated, probes=tuple(SELINUX_PROBES))
+    assert [k[:3] for k in full] == [k[:3] for k in picked]
+    for (*_, doc), (*_, small) in zip(full, picked, strict=True):
+        want = {k: doc.get(k) for k in ("schema", "host", "collected_at")}
+        if isinstance(doc.get("probes"), dict):
+            want["probes"] = {n: p for n, p in doc["probes"].items() if n in SELINUX_PROBES}
+        assert small == want
+    assert any(doc["probes"].get("selinux_simulated") for *_, doc in picked if "probes" in doc)

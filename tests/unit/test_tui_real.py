@@ -26,6 +26,34 @@ def test_fleet_from_inventory(pb_home: Path) -> None:
     assert detail.row.name == rows[0].name and detail.pending == ()
 
 
+def test_fleet_posture_source_is_read_from_each_hosts_snapshot(pb_home: Path) -> None:
+    """Simulated only where the host's own snapshot carried the lab stand-in's marker: never guessed from
+    whether the inventory is the lab's."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from posture_helpers import document, fixture
+    finally:
+        sys.path.pop(0)
+    from patchbrain.journal import Journal
+    from patchbrain.lab.shim import MARKER_TEXT
+
+    journal = Journal(Store())
+    hosts = ["web-01.example.org", "web-02.example.org"]
+    journal.add_plan("p1", inventory="inv", document={"waves": [hosts]}, waves=[hosts])
+    journal.set_wave("p1", 0, "done")
+    enforcing = fixture("selinux/getenforce_enforcing.txt")
+    journal.save_snapshot(
+        "p1", 0, hosts[0], "post", document(hosts[0], getenforce=enforcing, selinux_simulated=MARKER_TEXT)
+    )
+    journal.save_snapshot("p1", 0, hosts[1], "post", document(hosts[1], getenforce=enforcing))
+    rows = {r.name: r for r in RealBackend(inventory=REPO / "inventory" / "example-fleet.yml").fleet()}
+    assert (rows[hosts[0]].selinux, rows[hosts[0]].posture_source) == ("enforcing", "simulated")
+    assert (rows[hosts[1]].selinux, rows[hosts[1]].posture_source) == ("enforcing", "real")
+    assert rows["db-01.example.org"].posture_source == "unknown"
+
+
 def test_missing_inventory_is_said(pb_home: Path) -> None:
     with pytest.raises(Unavailable, match=r"no inventory|inventory"):
         RealBackend(inventory=pb_home / "nope.yml").fleet()
@@ -192,11 +220,14 @@ def test_posture_summary_from_recorded_snapshots() -> None:
         nft_ruleset=fixture("nft/base.json"),
         getenforce=fixture("selinux/getenforce_enforcing.txt"),
     )
-    assert posture_summary("web1", doc) == ("enforcing", "fw drop")
+    assert posture_summary("web1", doc) == ("enforcing", "fw drop", "real")
+    # the lab stand-in's marker, read from the host, is what makes a reading simulated
+    marked = {**doc, "probes": {**doc["probes"], "selinux_simulated": doc["probes"]["getenforce"]}}
+    assert posture_summary("web1", marked) == ("enforcing", "fw drop", "simulated")
     opened = document("web1", nft_ruleset=fixture("nft/accept_all.json"))
-    assert posture_summary("web1", opened) == ("absent", "fw accept (rule accepts all)")
+    assert posture_summary("web1", opened) == ("absent", "fw accept (rule accepts all)", "real")
     assert posture_summary("web1", document("web1", nft_ruleset=fixture("nft/empty.json")))[1] == "fw none"
-    assert posture_summary("web1", {"garbage": True})[1] == "?"
+    assert posture_summary("web1", {"garbage": True}) == ("?", "?", "unknown")
 
 
 def test_drift_findings_come_from_the_safety_loops_wave_record() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from posture_helpers import fixture
 from verify_sshd import LocalSshd, keygen
 
 from patchbrain.errors import BadInput
+from patchbrain.lab.shim import MARKER_TEXT
 from patchbrain.models import Host
 from patchbrain.posture.snapshot import parse_document
 from patchbrain.verify import (
@@ -62,6 +64,7 @@ def _answers() -> dict[str, tuple[int, str, str]]:
         commands.probe_line("nft_ruleset"): (0, fixture("nft/lab_base.json"), ""),
         commands.probe_line("getenforce"): (0, "Permissive\n", ""),
         commands.probe_line("selinux_config"): (0, fixture("selinux/config_enforcing.txt"), ""),
+        commands.probe_line("selinux_simulated"): (0, MARKER_TEXT, ""),
     }
     return base
 
@@ -87,6 +90,7 @@ def test_reads_versions_ruleset_and_selinux_mode_with_only_fixed_commands(sshd, 
     assert r.reachable, r.error
     assert r.versions == {"labdemo": "1.1", "openssl": None}
     assert r.selinux_mode == "permissive" and r.selinux_config_mode == "enforcing"
+    assert r.selinux_simulated is True and r.as_dict()["selinux_simulated"] is True  # the marker was read
     assert r.ruleset == fixture("nft/lab_base.json").rstrip("\n")
     assert r.host_key.startswith("ssh-ed25519 SHA256:")
     # the document parses like the posture role's own; tools the server lacks are recorded as missing
@@ -101,8 +105,6 @@ def test_reads_versions_ruleset_and_selinux_mode_with_only_fixed_commands(sshd, 
 
 
 def _one_command_answer() -> str:
-    import json
-
     probes = {
         name: {"rc": 2, "stdout": "", "stderr": "", "missing": True}
         for name, _ in commands.PROBES + commands.FILES
@@ -116,6 +118,7 @@ def _one_command_answer() -> str:
         "stderr": "",
         "missing": False,
     }
+    probes["selinux_simulated"] = {"rc": 0, "stdout": MARKER_TEXT, "stderr": "", "missing": False}
     probes[commands.VERSIONS_PROBE] = {
         "rc": 1,
         "stdout": "labdemo\t1.1\tii ",
@@ -154,6 +157,7 @@ def test_the_one_command_read_runs_the_posture_probe_with_the_same_probes(tmp_pa
     assert r.reachable, r.error
     assert r.versions == {"labdemo": "1.1", "openssl": None}
     assert r.selinux_mode == "permissive" and r.selinux_config_mode == "enforcing"
+    assert r.selinux_simulated is True
     assert r.ruleset == fixture("nft/lab_base.json").rstrip("\n")
     assert commands.VERSIONS_PROBE not in r.posture["probes"]
     # a missing tool is recorded as the probe-by-probe read records it: no exit status
@@ -166,8 +170,37 @@ def test_an_odd_answer_to_the_one_command_read_falls_back_to_each_fixed_command(
     server = LocalSshd(tmp_path, {**_answers(), one: (0, answer, "")})
     r = _read_labdemo_openssl(server, tmp_path)
     assert r.reachable and r.versions == {"labdemo": "1.1", "openssl": None}
-    assert r.selinux_mode == "permissive"
+    assert r.selinux_mode == "permissive" and r.selinux_simulated is True
     assert server.commands[0] == one and DPKG_LINE in server.commands[1:]
+
+
+def test_both_reads_give_the_same_document_with_the_marker_and_without(tmp_path):
+    """The one-command read and the probe-by-probe read record the marker file alike: present (a file read
+    whole, trailing newline stripped) and absent (missing, no exit status)."""
+    one = commands.probe_script_line("deb", ["labdemo", "openssl"])
+    for marker in (True, False):
+        for sub in ("b", "e"):
+            (tmp_path / f"{sub}{marker}").mkdir()
+        answers = _answers()
+        batched = json.loads(_one_command_answer())
+        if not marker:
+            answers[commands.probe_line("selinux_simulated")] = (127, "", "")  # `test -e` found nothing
+            batched["selinux_simulated"] = {
+                "rc": None,
+                "stdout": "",
+                "stderr": "File not found: /etc/selinux/SIMULATED",
+                "missing": True,
+            }
+        batch = _read_labdemo_openssl(
+            LocalSshd(tmp_path / f"b{marker}", {one: (0, json.dumps(batched), "")}), tmp_path
+        )
+        each = _read_labdemo_openssl(LocalSshd(tmp_path / f"e{marker}", answers), tmp_path)
+        got = [
+            {k: v for k, v in r.posture["probes"]["selinux_simulated"].items() if k != "stderr"}
+            for r in (batch, each)
+        ]
+        assert got[0] == got[1] and got[0]["missing"] is not marker
+        assert batch.selinux_simulated is each.selinux_simulated is marker
 
 
 def test_an_unknown_host_key_is_refused_before_any_command(sshd, tmp_path):

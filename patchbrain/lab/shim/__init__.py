@@ -3,7 +3,10 @@
 (The reboot/shutdown shim is the fleet's: patchbrain/lab/hostfiles/shutdown.sh.)
 
 `install(root)` writes them into a root filesystem (the lab base, before any host uses it). The SELinux
-shim's files carry the marker /etc/selinux/SIMULATED that `lab status` and every report read.
+shim's files carry the marker /etc/selinux/SIMULATED: `lab status` reads it through the host's root, and
+the posture probe and the verifier read it over SSH like any SELinux state file
+(`patchbrain.posture.selinux.SIMULATED_MARKER`), so every report labels the host simulated from that
+reading (README, "What the lab simulates").
 """
 
 from __future__ import annotations
