@@ -123,6 +123,7 @@ def diff_selinux(host: str, b: SelinuxState | None, a: SelinuxState | None) -> l
     for attr, label in (("policy_type", "policy type (SELINUXTYPE)"), ("loaded_policy", "loaded policy")):
         old, new = getattr(b, attr), getattr(a, attr)
         if old != new and old is not None:
+            shown = "none" if new is None else new
             out.append(
                 _c(
                     host,
@@ -130,10 +131,10 @@ def diff_selinux(host: str, b: SelinuxState | None, a: SelinuxState | None) -> l
                     f"selinux.{attr}",
                     "weakens",
                     label,
-                    f"SELinux {label} changed {old} -> {new}: "
+                    f"SELinux {label} changed {old} -> {shown}: "
                     "a different policy is not the one that was vetted",
                     before=old,
-                    after=str(new),
+                    after=shown,
                 )
             )
     old_b, new_b = dict(b.booleans), dict(a.booleans)
