@@ -182,7 +182,7 @@ def test_posture_summary_from_recorded_snapshots() -> None:
 
     sys.path.insert(0, str(Path(__file__).parent))
     try:
-        from posture_helpers import document, fixture
+        from posture_helpers import document, fixture, recorded_getenforce
     finally:
         sys.path.pop(0)
     from tui.real import posture_summary
@@ -190,7 +190,7 @@ def test_posture_summary_from_recorded_snapshots() -> None:
     doc = document(
         "web1",
         nft_ruleset=fixture("nft/base.json"),
-        getenforce=fixture("selinux/getenforce_enforcing.txt"),
+        getenforce=recorded_getenforce("enforcing"),
     )
     assert posture_summary("web1", doc) == ("enforcing", "fw drop")
     opened = document("web1", nft_ruleset=fixture("nft/accept_all.json"))
