@@ -162,6 +162,7 @@ def _diff_selinux(host: str, b: SelinuxState, a: SelinuxState) -> list[Change]:
     for attr, label in (("policy_type", "policy type (SELINUXTYPE)"), ("loaded_policy", "loaded policy")):
         old, new = getattr(b, attr), getattr(a, attr)
         if old != new and old is not None:
+            shown = "none" if new is None else new
             out.append(
                 _c(
                     host,
@@ -169,10 +170,10 @@ def _diff_selinux(host: str, b: SelinuxState, a: SelinuxState) -> list[Change]:
                     f"selinux.{attr}",
                     "weakens",
                     label,
-                    f"SELinux {label} changed {old} -> {new}: "
+                    f"SELinux {label} changed {old} -> {shown}: "
                     "a different policy is not the one that was vetted",
                     before=old,
-                    after=str(new),
+                    after=shown,
                 )
             )
     old_b, new_b = dict(b.booleans), dict(a.booleans)

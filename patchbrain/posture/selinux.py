@@ -103,11 +103,14 @@ def parse_permissive(text: str, *, host: str) -> tuple[str, ...]:
 
 
 def parse_modules(text: str, *, host: str) -> tuple[str, tuple[str, ...]]:
-    """`semodule -l` (or --list-modules=full): (sha256 of the sorted list, the module names)."""
+    """`semodule -l` (or --list-modules=full): (sha256 of the sorted list, the module names).
+
+    An empty store prints "No modules." (recorded on the SELinux guest with SELINUXTYPE naming a policy
+    that is not installed): that is an empty list, not a module named "No"."""
     names = sorted(
         line.split()[-1] if len(line.split()) == 3 else line.split()[0]
         for line in _text(text, f"{host}: semodule -l").splitlines()
-        if line.strip()
+        if line.strip() and line.strip() != "No modules."
     )
     digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
     return digest, tuple(names)

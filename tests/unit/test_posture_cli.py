@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from posture_helpers import document, fixture
+from posture_helpers import document, fixture, recorded_getenforce
 
 from patchbrain import cli
 from patchbrain.posture import snapshot
@@ -122,7 +122,7 @@ def test_diff_reads_directories_of_host_documents(tmp_path, capsys):
 def _selinux_doc(host: str, *, marker: bool, mode: str = "enforcing") -> dict:
     from patchbrain.lab.shim import MARKER_TEXT
 
-    probes = {"getenforce": fixture(f"selinux/getenforce_{mode}.txt"), "ss": fixture("ss/base.txt")}
+    probes = {"getenforce": recorded_getenforce(mode), "ss": fixture("ss/base.txt")}
     if marker:
         probes["selinux_simulated"] = MARKER_TEXT
     return document(host, **probes)

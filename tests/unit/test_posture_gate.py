@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from posture_helpers import document, fixture, probe
+from posture_helpers import document, fixture, probe, recorded_getenforce, selinux_recorded
 
 from patchbrain.errors import BadInput
 from patchbrain.posture import gate, policy, snapshot
 
 
-def web(nft: str = "base", ss: str = "base", boolean: str = "getsebool.txt", host: str = "web1"):
+def web(nft: str = "base", ss: str = "base", boolean: str = "baseline", host: str = "web1"):
     return document(
         host,
         nft_ruleset=fixture(f"nft/{nft}.json"),
         ss=fixture(f"ss/{ss}.txt"),
-        getenforce=fixture("selinux/getenforce_enforcing.txt"),
-        getsebool=fixture(f"selinux/{boolean}"),
+        getenforce=recorded_getenforce("enforcing"),
+        getsebool=selinux_recorded(boolean, "getsebool"),
     )
 
 
@@ -75,7 +75,7 @@ allow:
 def test_policy_allows_expected_weakenings_for_that_package_only():
     pol = policy.parse(POLICY, "drift.yml")
     before = {"web1": web()}
-    after = {"web1": web(nft="open_port", ss="new_listener", boolean="getsebool_httpd_on.txt")}
+    after = {"web1": web(nft="open_port", ss="new_listener", boolean="boolean_httpd_on")}
     report = gate.compare(before, after, policy=pol, packages=["labdemo"])
     assert report.ok, report.blocking
     assert {c.allowed_by for c in report.changes if c.effect == "weakens"} == {"drift.yml:3"}

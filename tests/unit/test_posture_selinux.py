@@ -1,29 +1,228 @@
-"""SELinux sources (documented formats) and how their changes are classified."""
+"""SELinux posture: how every change is classified, over what the posture probe recorded on a real SELinux
+guest (tests/fixtures/posture/selinux/recorded: Debian 12 kernel, Debian's `default` policy, each state made
+for real by scripts/record-selinux-fixtures.py), plus RHEL-shaped output written from documented formats
+where the Debian guest cannot produce it (the `targeted` policy, builtin permissive types)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from posture_helpers import document, fixture
+from posture_helpers import SELINUX_RECORDED, document, fixture, recorded_document
 
 from patchbrain.errors import BadInput
-from patchbrain.posture import diff, selinux, snapshot
+from patchbrain.posture import diff, gate, policy, selinux, snapshot
 
 
-def snap(**over: str):
-    probes = {
-        "getenforce": fixture("selinux/getenforce_enforcing.txt"),
-        "sestatus": fixture("selinux/sestatus_enforcing.txt"),
-        "selinux_config": fixture("selinux/config_enforcing.txt"),
-        "getsebool": fixture("selinux/getsebool.txt"),
-        "semanage_permissive": fixture("selinux/permissive.txt"),
-        "semodule": fixture("selinux/semodule.txt"),
+def rec(state: str):
+    return snapshot.parse_document(recorded_document(state))
+
+
+def test_the_recorded_states_are_the_ones_the_manifest_describes():
+    manifest = json.loads((SELINUX_RECORDED / "manifest.json").read_text())
+    on_disk = {p.name for p in SELINUX_RECORDED.iterdir() if p.is_dir()}
+    assert on_disk == set(manifest["states"]) and "baseline" in on_disk
+    assert manifest["guest"]["packages"]["selinux-policy-default"]
+    probes = {p["name"] for p in manifest["probe_spec"]["commands"] + manifest["probe_spec"]["files"]}
+    for state in on_disk:  # every state holds every SELinux probe of the role
+        assert set(json.loads((SELINUX_RECORDED / state / "probes.json").read_text())) == probes
+
+
+def test_recorded_baseline_is_read_from_every_source():
+    doc = recorded_document("baseline")
+    s = snapshot.parse_document(doc).selinux
+    assert s is not None
+    assert (s.runtime_mode, s.config_mode, s.policy_type, s.loaded_policy) == (
+        "enforcing",
+        "enforcing",
+        "default",
+        "default",
+    )
+    booleans = dict(s.booleans)
+    assert len(booleans) > 200 and booleans["allow_execmem"] is False
+    assert booleans["httpd_can_network_connect"] is False
+    assert any(booleans.values())  # Debian's default policy ships some booleans on
+    assert s.permissive_domains == ()  # `semanage permissive -l` printed nothing
+    assert s.modules_hash and len(s.modules) > 300 and {"games", "apache", "ssh"} <= set(s.modules)
+    assert doc["probes"]["selinux_enforce"]["stdout"].strip() == "1"
+
+
+# state recorded on the guest -> the exact (kind, effect) set against the baseline, and a reason it must give
+RECORDED = [
+    (
+        "runtime_permissive",
+        {("selinux.runtime_mode", "weakens")},
+        "SELinux runtime mode changed enforcing -> permissive",
+    ),
+    (
+        "config_permissive",
+        {("selinux.config_mode", "weakens")},
+        "SELinux configured mode (/etc/selinux/config) changed enforcing -> permissive",
+    ),
+    (
+        "config_disabled",
+        {("selinux.config_mode", "weakens")},
+        "SELinux configured mode (/etc/selinux/config) changed enforcing -> disabled",
+    ),
+    ("boolean_on", {("selinux.boolean", "weakens")}, "SELinux boolean allow_execmem turned on (was off)"),
+    (
+        "boolean_httpd_on",
+        {("selinux.boolean", "weakens")},
+        "SELinux boolean httpd_can_network_connect turned on (was off)",
+    ),
+    # `semanage permissive -a` installs the policy module permissive_httpd_t: both changes show
+    (
+        "permissive_domain",
+        {("selinux.permissive_domain", "weakens"), ("selinux.modules", "unknown")},
+        "SELinux domain httpd_t became permissive",
+    ),
+    (
+        "module_disabled",
+        {("selinux.modules", "unknown")},
+        "SELinux policy modules changed (added: none; removed: games)",
+    ),
+    (
+        "module_added",
+        {("selinux.modules", "unknown")},
+        "SELinux policy modules changed (added: labdemo; removed: none)",
+    ),
+    (
+        "runtime_disabled",
+        {
+            ("selinux.runtime_mode", "weakens"),
+            ("selinux.config_mode", "weakens"),
+            ("selinux.loaded_policy", "weakens"),
+            # getsebool now fails ("SELinux is disabled") and /sys/fs/selinux/enforce is gone
+            ("sources.vanished", "unknown"),
+        },
+        "SELinux runtime mode changed enforcing -> disabled",
+    ),
+]
+
+
+@pytest.mark.parametrize(("state", "kinds", "reason"), RECORDED, ids=[c[0] for c in RECORDED])
+def test_every_recorded_weakening_is_classified_with_its_reason(state, kinds, reason):
+    changes = diff.diff(rec("baseline"), rec(state))
+    assert {(c.kind, c.effect) for c in changes} == kinds, [c.reason for c in changes]
+    assert any(c.reason.startswith(reason) for c in changes), [c.reason for c in changes]
+    report = gate.compare({"g": recorded_document("baseline", "g")}, {"g": recorded_document(state, "g")})
+    assert not report.ok and {c.kind for c in report.blocking} == {k for k, _ in kinds}
+
+
+def test_the_recorded_reboot_into_disabled_names_what_vanished():
+    changes = diff.diff(rec("baseline"), rec("runtime_disabled"))
+    assert "SELinux loaded policy changed default -> none" in {c.reason.split(":")[0] for c in changes}
+    assert sorted(c.subject for c in changes if c.kind == "sources.vanished") == [
+        "getsebool",
+        "selinux_enforce",
+    ]
+
+
+def test_recorded_policy_type_change_breaks_the_management_tools_and_is_refused():
+    """SELINUXTYPE=mls with no mls policy installed: semanage fails and semodule finds an empty store (all
+    recorded). The gate refuses the snapshot as bad input naming the host and the probe, never "no drift"."""
+    doc = recorded_document("config_policy_type")
+    assert doc["probes"]["semanage_permissive"]["rc"] == 1
+    assert selinux.parse_modules(doc["probes"]["semodule"]["stdout"], host="g")[1] == ()  # "No modules."
+    with pytest.raises(BadInput, match="selinux_guest: semanage_permissive"):
+        gate.compare({"selinux_guest": recorded_document("baseline")}, {"selinux_guest": doc})
+    # The probes that answered, on both sides (as on a host without semanage and semodule): a weakening.
+    before, after = recorded_document("baseline"), doc
+    for d in (before, after):
+        for name in ("semanage_permissive", "semodule"):
+            d["probes"][name] = {"rc": 2, "stdout": "", "stderr": "", "missing": True}
+    changes = diff.diff(snapshot.parse_document(before), snapshot.parse_document(after))
+    # sestatus's "Loaded policy name" follows the config file too (recorded: it said mls)
+    assert {(c.kind, c.effect) for c in changes} == {
+        ("selinux.policy_type", "weakens"),
+        ("selinux.loaded_policy", "weakens"),
     }
-    probes.update({k: fixture(f"selinux/{v}") for k, v in over.items()})
+    assert any(
+        c.reason.startswith("SELinux policy type (SELINUXTYPE) changed default -> mls") for c in changes
+    )
+
+
+def test_the_recorded_permissive_domain_also_shows_its_module():
+    (mod,) = [c for c in diff.diff(rec("baseline"), rec("permissive_domain")) if c.kind == "selinux.modules"]
+    assert "added: permissive_httpd_t;" in mod.reason
+
+
+@pytest.mark.parametrize(
+    ("state", "effects"),
+    [
+        ("runtime_permissive", {"strengthens"}),
+        ("config_disabled", {"strengthens"}),
+        ("boolean_on", {"strengthens"}),
+        ("permissive_domain", {"strengthens", "unknown"}),  # the permissive_httpd_t module goes away too
+    ],
+)
+def test_undoing_a_recorded_weakening_is_a_strengthening(state, effects):
+    assert {c.effect for c in diff.diff(rec(state), rec("baseline"))} == effects
+
+
+def test_recorded_baseline_against_itself_and_the_restored_guest_is_no_change():
+    assert diff.diff(rec("baseline"), rec("baseline")) == []
+    # recorded after every change above was undone on the guest (setenforce, sed, setsebool, semanage, ...)
+    assert diff.diff(rec("baseline"), rec("restored")) == []
+    report = gate.compare(
+        {"g": recorded_document("baseline", "g")}, {"g": recorded_document("restored", "g")}
+    )
+    assert report.ok and report.counts() == {"weakens": 0, "strengthens": 0, "neutral": 0, "unknown": 0}
+
+
+def test_policy_allow_list_over_recorded_changes():
+    pol = policy.parse(
+        "version: 1\nallow:\n  - selinux_booleans: [httpd_can_network_connect]\n"
+        "    permissive_domains: [httpd_t]\n",
+        "drift.yml",
+    )
+    before = {"g": recorded_document("baseline", "g")}
+
+    def after(state):
+        return {"g": recorded_document(state, "g")}
+
+    assert gate.compare(before, after("boolean_httpd_on"), policy=pol).ok
+    assert not gate.compare(before, after("boolean_on"), policy=pol).ok  # allow_execmem is not listed
+    # an allow-listed permissive domain still changes the module list, which stays `unknown`
+    report = gate.compare(before, after("permissive_domain"), policy=pol)
+    assert [c.kind for c in report.blocking] == ["selinux.modules"]
+
+
+def test_recorded_disabled_host_fails_its_management_tools_and_that_is_accepted():
+    doc = recorded_document("runtime_disabled")
+    assert doc["probes"]["getsebool"]["rc"] != 0  # real: "getsebool:  SELinux is disabled"
+    s = snapshot.parse_document(doc).selinux
+    assert s is not None and (s.runtime_mode, s.config_mode, s.loaded_policy) == (
+        "disabled",
+        "disabled",
+        None,
+    )
+    # the same failure on a host that says it is enforcing is bad input, never "no drift"
+    doc["probes"]["getenforce"]["stdout"] = recorded_document("baseline")["probes"]["getenforce"]["stdout"]
+    doc["probes"]["sestatus"]["stdout"] = recorded_document("baseline")["probes"]["sestatus"]["stdout"]
+    with pytest.raises(BadInput) as exc:
+        snapshot.parse_document(doc)
+    assert "selinux_guest: getsebool" in str(exc.value)
+
+
+# -- RHEL-shaped output, written from documented formats (no RHEL-family host or image is reachable here) --
+
+
+def rhel(**over: str):
+    probes = {
+        "getenforce": "Enforcing\n",
+        "sestatus": fixture("selinux/documented/sestatus_enforcing.txt"),
+        "selinux_config": fixture("selinux/documented/config_enforcing.txt"),
+        "getsebool": fixture("selinux/documented/getsebool.txt"),
+        "semanage_permissive": fixture("selinux/documented/permissive.txt"),
+        "semodule": fixture("selinux/documented/semodule.txt"),
+    }
+    probes.update({k: fixture(f"selinux/documented/{v}") for k, v in over.items()})
     return snapshot.parse_document(document("rh1", **probes))
 
 
-def test_state_is_read_from_every_source():
-    s = snap().selinux
+def test_rhel_targeted_state_is_read_from_documented_formats():
+    s = rhel().selinux
     assert s is not None
     assert (s.runtime_mode, s.config_mode, s.policy_type, s.loaded_policy) == (
         "enforcing",
@@ -32,61 +231,14 @@ def test_state_is_read_from_every_source():
         "targeted",
     )
     assert dict(s.booleans)["selinuxuser_execmod"] is True
-    assert s.permissive_domains == ("sanlk_resetd_t", "systemd_hwdb_t")
+    assert s.permissive_domains == ("sanlk_resetd_t", "systemd_hwdb_t")  # RHEL's builtin permissive types
     assert s.modules_hash and len(s.modules) == 7
 
 
-CASES = [
-    (
-        {"getenforce": "getenforce_permissive.txt", "sestatus": "sestatus_permissive.txt"},
-        "selinux.runtime_mode",
-        "runtime mode changed enforcing -> permissive",
-    ),
-    (
-        {"getenforce": "getenforce_disabled.txt", "sestatus": "sestatus_disabled.txt"},
-        "selinux.runtime_mode",
-        "enforcing -> disabled",
-    ),
-    (
-        {"selinux_config": "config_permissive.txt"},
-        "selinux.config_mode",
-        "/etc/selinux/config) changed enforcing -> permissive",
-    ),
-    ({"selinux_config": "config_disabled.txt"}, "selinux.config_mode", "enforcing -> disabled"),
-    ({"selinux_config": "config_minimum.txt"}, "selinux.policy_type", "targeted -> minimum"),
-    ({"getsebool": "getsebool_httpd_on.txt"}, "selinux.boolean", "httpd_can_network_connect turned on"),
-    (
-        {"semanage_permissive": "permissive_httpd.txt"},
-        "selinux.permissive_domain",
-        "httpd_t became permissive",
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("over", "kind", "named"), CASES, ids=[c[1] + "-" + str(i) for i, c in enumerate(CASES)]
-)
-def test_selinux_weakenings(over, kind, named):
-    changes = diff.diff(snap(), snap(**over))
-    match = [c for c in changes if c.kind == kind]
-    assert match and all(c.effect == "weakens" for c in match)
-    assert any(named in c.reason for c in match), [c.reason for c in match]
-
-
-def test_back_to_enforcing_is_a_strengthening():
-    changes = diff.diff(
-        snap(getenforce="getenforce_permissive.txt", sestatus="sestatus_permissive.txt"), snap()
-    )
-    assert {c.effect for c in changes} == {"strengthens"}
-
-
-def test_new_policy_module_is_unknown():
-    (change,) = diff.diff(snap(), snap(semodule="semodule_labdemo.txt"))
-    assert change.effect == "unknown" and "labdemo" in change.reason
-
-
-def test_no_change_gives_nothing():
-    assert diff.diff(snap(), snap()) == []
+def test_rhel_targeted_to_minimum_is_a_policy_type_weakening():
+    (change,) = diff.diff(rhel(), rhel(selinux_config="config_minimum.txt"))
+    assert (change.kind, change.effect) == ("selinux.policy_type", "weakens")
+    assert "targeted -> minimum" in change.reason
 
 
 @pytest.mark.parametrize(
@@ -101,19 +253,3 @@ def test_no_change_gives_nothing():
 def test_bad_selinux_output_is_bad_input_naming_the_host(func, text):
     with pytest.raises(BadInput, match="rh1"):
         func(text, host="rh1")
-
-
-def test_management_tools_may_fail_only_when_selinux_is_disabled():
-    probes = {
-        "getenforce": fixture("selinux/getenforce_disabled.txt"),
-        "sestatus": fixture("selinux/sestatus_disabled.txt"),
-    }
-    doc = document("deb1", **probes)
-    doc["probes"]["getsebool"] = {"rc": 1, "stdout": "getsebool:  SELinux is disabled\n", "stderr": ""}
-    doc["probes"]["semodule"] = {"rc": 1, "stdout": "", "stderr": "SELinux policy is not managed"}
-    assert snapshot.parse_document(doc).selinux.runtime_mode == "disabled"
-    doc["probes"]["getenforce"]["stdout"] = "Enforcing\n"
-    doc["probes"]["sestatus"]["stdout"] = fixture("selinux/sestatus_enforcing.txt")
-    with pytest.raises(BadInput) as exc:
-        snapshot.parse_document(doc)
-    assert "deb1: getsebool" in str(exc.value)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from posture_helpers import document, fixture
+from posture_helpers import document, recorded_config, recorded_getenforce, recorded_sestatus
 
 from patchbrain.lab import shim
 from patchbrain.posture import diff, gate, selinux, snapshot
@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def probes(*, marker: bool, mode: str = "enforcing") -> dict[str, str]:
     out = {
-        "getenforce": fixture(f"selinux/getenforce_{mode}.txt"),
-        "sestatus": fixture(f"selinux/sestatus_{mode}.txt"),
-        "selinux_config": fixture("selinux/config_enforcing.txt"),
+        "getenforce": recorded_getenforce(mode),
+        "sestatus": recorded_sestatus(mode),
+        "selinux_config": recorded_config("enforcing"),
     }
     if marker:
         out["selinux_simulated"] = shim.MARKER_TEXT

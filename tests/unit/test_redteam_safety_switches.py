@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from posture_helpers import document, fixture
+from posture_helpers import document, fixture, recorded_config, recorded_getenforce
 
 from patchbrain.redteam.defences import switched_off
 
@@ -16,8 +16,8 @@ def _doc(nft: str, mode: str) -> dict:
     return document(
         "a",
         nft_ruleset=fixture(f"nft/{nft}.json"),
-        getenforce=fixture(f"selinux/getenforce_{mode}.txt"),
-        selinux_config=fixture("selinux/config_enforcing.txt"),
+        getenforce=recorded_getenforce(mode),
+        selinux_config=recorded_config("enforcing"),
         ss=fixture("ss/base.txt"),
     )
 

@@ -170,11 +170,11 @@ def test_patched_hosts_count_as_closed_only_when_the_verifier_agrees(recorded):
 
 
 def _selinux_doc(host: str, *, marker: bool) -> dict:
-    from posture_helpers import document, fixture
+    from posture_helpers import document, recorded_getenforce
 
     from patchbrain.lab.shim import MARKER_TEXT
 
-    probes = {"getenforce": fixture("selinux/getenforce_enforcing.txt")}
+    probes = {"getenforce": recorded_getenforce("enforcing")}
     if marker:
         probes["selinux_simulated"] = MARKER_TEXT
     return document(host, **probes)

@@ -9,7 +9,13 @@ import socket
 import threading
 
 import pytest
-from posture_helpers import document, fixture
+from posture_helpers import (
+    document,
+    fixture,
+    recorded_config,
+    recorded_getenforce,
+    selinux_recorded,
+)
 from verify_sshd import LocalSshd
 
 from patchbrain.errors import BadInput
@@ -233,8 +239,8 @@ def _doc(nft: str, mode: str, config: str, ss: str) -> dict:
     return document(
         "h1",
         nft_ruleset=fixture(f"nft/{nft}.json"),
-        getenforce=fixture(f"selinux/getenforce_{mode}.txt"),
-        selinux_config=fixture(f"selinux/config_{config}.txt"),
+        getenforce=recorded_getenforce(mode),
+        selinux_config=recorded_config(config),
         ss=fixture(f"ss/{ss}.txt"),
     )
 
@@ -244,18 +250,18 @@ def test_restore_state_from_a_preflight_document():
     state = restore.restore_state(pre, host="h1")
     assert state["nft_ruleset"] == fixture("nft/lab_base.json")
     assert state["selinux_mode"] == "enforcing"
-    assert state["selinux_config"] == fixture("selinux/config_enforcing.txt")
+    assert state["selinux_config"] == recorded_config("enforcing")
     assert "tcp 0.0.0.0:22" in state["listeners"] and all(" " in x for x in state["listeners"])
     assert state["selinux_booleans"] is None  # no getsebool probe: the booleans are left alone
     with_bools = document(
         "h1",
-        getenforce=fixture("selinux/getenforce_enforcing.txt"),
-        getsebool=fixture("selinux/getsebool.txt"),
+        getenforce=recorded_getenforce("enforcing"),
+        getsebool=selinux_recorded("baseline", "getsebool"),
     )
     bools = restore.restore_state(with_bools, host="h1")["selinux_booleans"]
     expected = {
         line.split(" --> ")[0]: line.endswith("--> on")
-        for line in fixture("selinux/getsebool.txt").splitlines()
+        for line in selinux_recorded("baseline", "getsebool").splitlines()
         if " --> " in line
     }
     assert bools == expected and any(bools.values()) and not all(bools.values())
@@ -492,7 +498,7 @@ def test_hosts_an_execution_node_ran_are_gated_on_the_verifiers_readings_only(pb
             commands.versions_line("deb", ["labdemo"]): (0, "labdemo\t1.1\tii \n", ""),
             commands.probe_line("nft_ruleset"): (0, fixture("nft/lab_base.json"), ""),
             commands.probe_line("getenforce"): (0, "Enforcing\n", ""),
-            commands.probe_line("selinux_config"): (0, fixture("selinux/config_enforcing.txt"), ""),
+            commands.probe_line("selinux_config"): (0, recorded_config("enforcing"), ""),
         },
     )
     try:
@@ -520,8 +526,8 @@ def test_hosts_an_execution_node_ran_are_gated_on_the_verifiers_readings_only(pb
             return document(
                 host,
                 nft_ruleset=fixture("nft/lab_base.json"),
-                getenforce=fixture(f"selinux/getenforce_{mode}.txt"),
-                selinux_config=fixture("selinux/config_enforcing.txt"),
+                getenforce=recorded_getenforce(mode),
+                selinux_config=recorded_config("enforcing"),
             )
 
         # a: its node was lost after the install (a pre-flight snapshot, no postflight); b: its node

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from posture_helpers import document, fixture
+from posture_helpers import document, recorded_getenforce
 
 from patchbrain.cli.cmd_rollout import _summary, result_document
 from patchbrain.executor.rollout import HostResult, RolloutResult, WaveOutcome
@@ -15,7 +15,7 @@ from patchbrain.posture import labels
 
 
 def doc(host: str, *, marker: bool, mode: str = "enforcing") -> dict:
-    probes = {"getenforce": fixture(f"selinux/getenforce_{mode}.txt")}
+    probes = {"getenforce": recorded_getenforce(mode)}
     if marker:
         probes["selinux_simulated"] = MARKER_TEXT
     return document(host, **probes)

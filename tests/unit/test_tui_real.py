@@ -33,7 +33,7 @@ def test_fleet_posture_source_is_read_from_each_hosts_snapshot(pb_home: Path) ->
 
     sys.path.insert(0, str(Path(__file__).parent))
     try:
-        from posture_helpers import document, fixture
+        from posture_helpers import document, recorded_getenforce
     finally:
         sys.path.pop(0)
     from patchbrain.journal import Journal
@@ -43,7 +43,7 @@ def test_fleet_posture_source_is_read_from_each_hosts_snapshot(pb_home: Path) ->
     hosts = ["web-01.example.org", "web-02.example.org"]
     journal.add_plan("p1", inventory="inv", document={"waves": [hosts]}, waves=[hosts])
     journal.set_wave("p1", 0, "done")
-    enforcing = fixture("selinux/getenforce_enforcing.txt")
+    enforcing = recorded_getenforce("enforcing")
     journal.save_snapshot(
         "p1", 0, hosts[0], "post", document(hosts[0], getenforce=enforcing, selinux_simulated=MARKER_TEXT)
     )
@@ -210,7 +210,7 @@ def test_posture_summary_from_recorded_snapshots() -> None:
 
     sys.path.insert(0, str(Path(__file__).parent))
     try:
-        from posture_helpers import document, fixture
+        from posture_helpers import document, fixture, recorded_getenforce
     finally:
         sys.path.pop(0)
     from tui.real import posture_summary
@@ -218,7 +218,7 @@ def test_posture_summary_from_recorded_snapshots() -> None:
     doc = document(
         "web1",
         nft_ruleset=fixture("nft/base.json"),
-        getenforce=fixture("selinux/getenforce_enforcing.txt"),
+        getenforce=recorded_getenforce("enforcing"),
     )
     assert posture_summary("web1", doc) == ("enforcing", "fw drop", "real")
     # the lab stand-in's marker, read from the host, is what makes a reading simulated

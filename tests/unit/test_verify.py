@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from posture_helpers import fixture
+from posture_helpers import fixture, recorded_config
 from verify_sshd import LocalSshd, keygen
 
 from patchbrain.errors import BadInput
@@ -63,7 +63,7 @@ def _answers() -> dict[str, tuple[int, str, str]]:
         DPKG_LINE: (1, "labdemo\t1.1\tii \n", "dpkg-query: no packages found matching openssl\n"),
         commands.probe_line("nft_ruleset"): (0, fixture("nft/lab_base.json"), ""),
         commands.probe_line("getenforce"): (0, "Permissive\n", ""),
-        commands.probe_line("selinux_config"): (0, fixture("selinux/config_enforcing.txt"), ""),
+        commands.probe_line("selinux_config"): (0, recorded_config("enforcing"), ""),
         commands.probe_line("selinux_simulated"): (0, MARKER_TEXT, ""),
     }
     return base
@@ -114,7 +114,7 @@ def _one_command_answer() -> str:
     probes["getenforce"] = {"rc": 0, "stdout": "Permissive", "stderr": "", "missing": False}
     probes["selinux_config"] = {
         "rc": 0,
-        "stdout": fixture("selinux/config_enforcing.txt"),
+        "stdout": recorded_config("enforcing"),
         "stderr": "",
         "missing": False,
     }
