@@ -5,6 +5,7 @@ where the Debian guest cannot produce it (the `targeted` policy, builtin permiss
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -70,10 +71,11 @@ RECORDED = [
         {("selinux.boolean", "weakens")},
         "SELinux boolean httpd_can_network_connect turned on (was off)",
     ),
-    # `semanage permissive -a` installs the policy module permissive_httpd_t: both changes show
+    # `semanage permissive -a` also installs the policy module permissive_httpd_t: that module is the
+    # permissive-domain change, not a separate unknown one
     (
         "permissive_domain",
-        {("selinux.permissive_domain", "weakens"), ("selinux.modules", "unknown")},
+        {("selinux.permissive_domain", "weakens")},
         "SELinux domain httpd_t became permissive",
     ),
     (
@@ -142,9 +144,19 @@ def test_recorded_policy_type_change_breaks_the_management_tools_and_is_refused(
     )
 
 
-def test_the_recorded_permissive_domain_also_shows_its_module():
-    (mod,) = [c for c in diff.diff(rec("baseline"), rec("permissive_domain")) if c.kind == "selinux.modules"]
-    assert "added: permissive_httpd_t;" in mod.reason
+def test_the_recorded_permissive_domain_module_is_part_of_the_domain_change():
+    before, after = rec("baseline"), rec("permissive_domain")
+    assert before.selinux is not None and after.selinux is not None
+    added = set(after.selinux.modules) - set(before.selinux.modules)
+    assert added == {"permissive_httpd_t"}  # what semanage installed
+    assert [c.kind for c in diff.diff(before, after)] == ["selinux.permissive_domain"]
+    # any other module change beside it is still unknown
+    mods = dataclasses.replace(
+        after.selinux, modules=(*after.selinux.modules, "labdemo"), modules_hash="x" * 64
+    )
+    other = dataclasses.replace(after, selinux=mods)
+    (mod,) = [c for c in diff.diff(before, other) if c.kind == "selinux.modules"]
+    assert mod.effect == "unknown" and "added: labdemo, permissive_httpd_t;" in mod.reason
 
 
 @pytest.mark.parametrize(
@@ -153,7 +165,7 @@ def test_the_recorded_permissive_domain_also_shows_its_module():
         ("runtime_permissive", {"strengthens"}),
         ("config_disabled", {"strengthens"}),
         ("boolean_on", {"strengthens"}),
-        ("permissive_domain", {"strengthens", "unknown"}),  # the permissive_httpd_t module goes away too
+        ("permissive_domain", {"strengthens"}),  # its permissive_httpd_t module goes away with it
     ],
 )
 def test_undoing_a_recorded_weakening_is_a_strengthening(state, effects):
@@ -183,9 +195,9 @@ def test_policy_allow_list_over_recorded_changes():
 
     assert gate.compare(before, after("boolean_httpd_on"), policy=pol).ok
     assert not gate.compare(before, after("boolean_on"), policy=pol).ok  # allow_execmem is not listed
-    # an allow-listed permissive domain still changes the module list, which stays `unknown`
-    report = gate.compare(before, after("permissive_domain"), policy=pol)
-    assert [c.kind for c in report.blocking] == ["selinux.modules"]
+    # an allow-listed permissive domain passes, module and all
+    assert gate.compare(before, after("permissive_domain"), policy=pol).ok
+    assert not gate.compare(before, after("permissive_domain")).ok
 
 
 def test_recorded_disabled_host_fails_its_management_tools_and_that_is_accepted():
