@@ -54,7 +54,8 @@ def read_fleet(inventory: Path) -> dict[str, tuple[str, str, str]]:
             if "metainfo" not in item
         ]
         digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
-        out[name] = (r.versions.get("labdemo") or "-", digest, r.selinux_mode or "-")
+        selinux = (r.selinux_mode or "-") + (" (simulated)" if r.selinux_simulated else "")
+        out[name] = (r.versions.get("labdemo") or "-", digest, selinux)
     return out
 
 
