@@ -184,6 +184,27 @@ def wave_hosts(doc, wave):
     return {h["host"]: h["state"] for h in w["hosts"]}
 
 
+def resumed_wave_2_records(reverified: dict, to_run: list[str], w2: list[str]) -> list[tuple[str, str, dict]]:
+    """The plan's rollout.* audit records of a resume that re-verified wave 2 and patched all of it."""
+    return [
+        ("rollout.resume", "", {"reverified": reverified, "to_run": to_run}),
+        ("rollout.wave.start", "/w2", {"hosts": w2}),
+        (
+            "rollout.wave.end",
+            "/w2",
+            {
+                "state": "done",
+                "halt": None,
+                "hosts": dict.fromkeys(w2, "patched"),
+                "states": {"patched": len(w2)},
+                "verified": dict.fromkeys(w2, "ok"),
+                "rollback": {},
+            },
+        ),
+        ("rollout.end", "", {"state": "done", "halt": None}),
+    ]
+
+
 # -- 1. concurrent rollouts --------------------------------------------------------------------------------
 
 
@@ -427,23 +448,7 @@ def test_a_host_that_dies_mid_wave_is_unreachable_never_patched_and_resume_rever
     assert (doc["state"], doc["halt"], doc["waves"][0]["halt"]) == ("done", None, None)
     assert [w["wave"] for w in doc["waves"]] == [2] and wave_hosts(doc, 2) == dict.fromkeys(w2, "patched")
     assert resume_record(pid, seq) == doc["resumed"]
-    assert run_audit(pid, seq) == [
-        ("rollout.resume", "", {"reverified": reverified, "to_run": [victim]}),
-        ("rollout.wave.start", "/w2", {"hosts": w2}),
-        (
-            "rollout.wave.end",
-            "/w2",
-            {
-                "state": "done",
-                "halt": None,
-                "hosts": dict.fromkeys(w2, "patched"),
-                "states": {"patched": 3},
-                "verified": dict.fromkeys(w2, "ok"),
-                "rollback": {},
-            },
-        ),
-        ("rollout.end", "", {"state": "done", "halt": None}),
-    ]
+    assert run_audit(pid, seq) == resumed_wave_2_records(reverified, [victim], w2)
     for host in w1 + w2:
         assert installed(lab, host) == "1.1" and upgrades(lab, host) == 1, host
     assert history(pid, victim) == [
@@ -579,23 +584,7 @@ def test_a_held_package_manager_lock_fails_that_host_after_a_bounded_wait(lab, t
     assert (doc["state"], doc["halt"], doc["lock_taken_over"]) == ("done", None, [])
     assert [w["wave"] for w in doc["waves"]] == [2] and wave_hosts(doc, 2) == dict.fromkeys(w2, "patched")
     assert resume_record(pid, seq) == doc["resumed"]
-    assert run_audit(pid, seq) == [
-        ("rollout.resume", "", {"reverified": reverified, "to_run": doc["resumed"]["to_run"]}),
-        ("rollout.wave.start", "/w2", {"hosts": w2}),
-        (
-            "rollout.wave.end",
-            "/w2",
-            {
-                "state": "done",
-                "halt": None,
-                "hosts": dict.fromkeys(w2, "patched"),
-                "states": {"patched": 3},
-                "verified": dict.fromkeys(w2, "ok"),
-                "rollback": {},
-            },
-        ),
-        ("rollout.end", "", {"state": "done", "halt": None}),
-    ]
+    assert run_audit(pid, seq) == resumed_wave_2_records(reverified, doc["resumed"]["to_run"], w2)
     for host in ("h03", "h05"):
         assert history(pid, host) == ["pending", "running", "failed", "verifying", "pending", "running",
                                       "patched"], host  # fmt: skip
