@@ -66,6 +66,7 @@ def read_inventory(path: Path) -> dict[str, Any]:
         raise BadInput("no such inventory", source=str(path))
     proc = subprocess.run(
         [exe, "-i", str(path), "--list"],
+        stdin=subprocess.DEVNULL,  # Ansible refuses a non-blocking stdin it would inherit
         capture_output=True,
         text=True,
         check=False,

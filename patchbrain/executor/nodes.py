@@ -645,6 +645,7 @@ def worker_info(node: Node, pool: NodePool | None = None) -> Mapping[str, Any]:
     p = pool or NodePool(NodeConfig(0, (node,), Path("/dev/null")))
     out = subprocess.run(
         p.ssh_argv(node, shlex.join([node.ansible_runner, "worker", "--worker-info"])),
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=120,

@@ -414,7 +414,9 @@ class Lab:
     ) -> subprocess.CompletedProcess[str]:
         """Run `argv` on host `name` over SSH (each argument passed as data, quoted for the remote shell)."""
         cmd = self.ssh_argv(name, shlex.join(argv))
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=check)
+        return subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=check
+        )
 
 
 def down_all(root: Path | None = None) -> list[str]:

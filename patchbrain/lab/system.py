@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from patchbrain.errors import EnvironmentProblem
 
@@ -36,9 +37,10 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """Run a command without a shell; raise CommandFailed (with its stderr) if `check` and it fails."""
     log.debug("run: %s", " ".join(argv))
-    proc = subprocess.run(
-        list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    # never the caller's stdin: ssh sets it O_NONBLOCK, and a killed ssh leaves it so for every process
+    # sharing it (Ansible then refuses to start: "requires blocking IO")
+    feed: dict[str, Any] = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+    proc = subprocess.run(list(argv), **feed, capture_output=True, text=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
         err = (proc.stderr or proc.stdout).strip().splitlines()
         raise CommandFailed(f"{' '.join(argv[:4])} failed: {err[-1] if err else f'exit {proc.returncode}'}")

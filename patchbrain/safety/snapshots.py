@@ -64,7 +64,14 @@ def hooks_from_listing(
 def run_hook(argv: tuple[str, ...], host: str, *, timeout: int = TIMEOUT_S) -> tuple[bool, str]:
     """Run one hook with the host name appended; (ok, what it said)."""
     try:
-        proc = subprocess.run([*argv, host], capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            [*argv, host],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, str(exc)
     said = (proc.stderr.strip() or proc.stdout.strip())[-500:]

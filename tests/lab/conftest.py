@@ -66,3 +66,28 @@ def sandbox(tmp_path: Path):
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
     return run
+
+
+_STDIN_LEFT_NONBLOCKING: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _stdin_stays_blocking(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A child that dies holding our stdin in O_NONBLOCK mode (a SIGKILLed ssh, for one) leaves it so for
+    every later process sharing it, and Ansible then refuses to start. Put it back, and name the test."""
+    yield
+    try:
+        blocking = os.get_blocking(0)
+    except OSError:  # no stdin at all
+        return
+    if not blocking:
+        os.set_blocking(0, True)
+        _STDIN_LEFT_NONBLOCKING.append(request.node.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which tests left stdin non-blocking (restored after each)."""
+    if _STDIN_LEFT_NONBLOCKING:
+        terminalreporter.write_line(
+            "stdin was left non-blocking (and restored) after: " + ", ".join(_STDIN_LEFT_NONBLOCKING)
+        )

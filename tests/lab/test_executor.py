@@ -427,6 +427,7 @@ def test_playbooks_run_with_plain_ansible_playbook_and_limit_in_check_mode(lab):
             ],
             cwd=root,
             capture_output=True,
+            stdin=subprocess.DEVNULL,
             text=True,
             timeout=600,
             check=False,

@@ -31,6 +31,7 @@ def test_ansible_ping_reaches_every_host_with_strict_host_keys(lab):
     proc = subprocess.run(
         [str(BIN / "ansible"), "all", "-m", "ansible.builtin.ping", "-i", str(lab.inventory_path())],
         capture_output=True,
+        stdin=subprocess.DEVNULL,
         text=True,
         env=env,
         timeout=120,
@@ -221,6 +222,7 @@ def test_ansible_reboot_module_reboots_a_host(lab):
             args,
         ],
         capture_output=True,
+        stdin=subprocess.DEVNULL,
         text=True,
         env=dict(os.environ, ANSIBLE_NOCOLOR="1"),
         timeout=900,

@@ -357,6 +357,7 @@ def ansible_playbook(lab, play):
     return subprocess.run(
         [exe, "-i", str(lab.inventory_path()), str(play)],
         capture_output=True,
+        stdin=subprocess.DEVNULL,
         text=True,
         env=env,
         check=False,

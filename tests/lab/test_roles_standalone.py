@@ -39,7 +39,16 @@ def _play(folder: Path, inventory: Path, extra: dict[str, object]) -> subprocess
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "PATCHBRAIN_"))}
     env |= {"ANSIBLE_NOCOLOR": "1", "HOME": os.environ.get("HOME", "/root")}
     argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), "site.yml", "-e", json.dumps(extra)]
-    return subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        argv,
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("role", sorted(CASES))

@@ -26,6 +26,8 @@ def ansible_playbook(
         ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=120s",
     )
     argv = [str(BIN / "ansible-playbook"), "-i", str(guest.run_dir / "inventory.json"), str(playbook), *extra]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    proc = subprocess.run(
+        argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     return proc

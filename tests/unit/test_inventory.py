@@ -150,3 +150,30 @@ def test_cli_check_bad_input_exit_2(tmp_path, capsys):
     inv = write(tmp_path, "all: {hosts: {h1: {patchbrain_platform: cloud}}}\n")
     assert main(["inventory", "check", "-i", str(inv)]) == 2
     assert "patchbrain_platform" in capsys.readouterr().err
+
+
+def test_an_inherited_non_blocking_stdin_does_not_stop_the_inventory_load(tmp_path):
+    """A killed ssh can leave the stdin a whole process tree shares in O_NONBLOCK mode; Ansible refuses to
+    start on such a stdin, so patchbrain never hands its own stdin to Ansible's tools."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os\n"
+        "assert not os.get_blocking(0)\n"
+        "from pathlib import Path\n"
+        "from patchbrain.inventory import load_hosts\n"
+        f"print(len(load_hosts(Path({str(REPO / 'inventory' / 'example-fleet.yml')!r}))))\n"
+    )
+    read, write = os.pipe()
+    try:
+        os.set_blocking(read, False)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], stdin=read, capture_output=True, text=True, timeout=120, check=False
+        )
+    finally:
+        os.close(read)
+        os.close(write)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "5"
