@@ -184,23 +184,30 @@ def wave_hosts(doc, wave):
     return {h["host"]: h["state"] for h in w["hosts"]}
 
 
+def clean_wave_records(wave: int, hosts: list[str]) -> list[tuple[str, str, dict]]:
+    """The rollout.* audit records of wave `wave` (1-based) that ended done, every host patched, verified."""
+    return [
+        ("rollout.wave.start", f"/w{wave}", {"hosts": hosts}),
+        (
+            "rollout.wave.end",
+            f"/w{wave}",
+            {
+                "state": "done",
+                "halt": None,
+                "hosts": dict.fromkeys(hosts, "patched"),
+                "states": {"patched": len(hosts)},
+                "verified": dict.fromkeys(hosts, "ok"),
+                "rollback": {},
+            },
+        ),
+    ]
+
+
 def resumed_wave_2_records(reverified: dict, to_run: list[str], w2: list[str]) -> list[tuple[str, str, dict]]:
     """The plan's rollout.* audit records of a resume that re-verified wave 2 and patched all of it."""
     return [
         ("rollout.resume", "", {"reverified": reverified, "to_run": to_run}),
-        ("rollout.wave.start", "/w2", {"hosts": w2}),
-        (
-            "rollout.wave.end",
-            "/w2",
-            {
-                "state": "done",
-                "halt": None,
-                "hosts": dict.fromkeys(w2, "patched"),
-                "states": {"patched": len(w2)},
-                "verified": dict.fromkeys(w2, "ok"),
-                "rollback": {},
-            },
-        ),
+        *clean_wave_records(2, w2),
         ("rollout.end", "", {"state": "done", "halt": None}),
     ]
 
@@ -345,6 +352,7 @@ def test_a_host_that_dies_mid_wave_is_unreachable_never_patched_and_resume_rever
     path, plan = plan_for(tmp_path, "dies", "1,100%", "h01,h02,h03,h04")
     pid = plan["plan_id"]
     [w1, w2] = waves_of(plan)
+    assert len(w1) == 1  # the canary
     victim = w2[1]
     run = Background(tmp_path, "rollout", str(path), "--json")
     pre_dir = wave_dir(pid, 2) / f"{pid}-w2-preflight"
@@ -377,19 +385,7 @@ def test_a_host_that_dies_mid_wave_is_unreachable_never_patched_and_resume_rever
         assert history(pid, host) == ["pending", "running", "patched"], host
     assert run_audit(pid, 0) == [
         ("rollout.start", "", {"waves": [w1, w2]}),
-        ("rollout.wave.start", "/w1", {"hosts": w1}),
-        (
-            "rollout.wave.end",
-            "/w1",
-            {
-                "state": "done",
-                "halt": None,
-                "hosts": dict.fromkeys(w1, "patched"),
-                "states": {"patched": 1},
-                "verified": dict.fromkeys(w1, "ok"),
-                "rollback": {},
-            },
-        ),
+        *clean_wave_records(1, w1),
         ("rollout.wave.start", "/w2", {"hosts": w2}),
         (
             "rollout.wave.end",
@@ -534,19 +530,7 @@ def test_a_held_package_manager_lock_fails_that_host_after_a_bounded_wait(lab, t
         assert history(pid, host) == ["pending", "running", "patched"], host
     assert run_audit(pid, 0) == [
         ("rollout.start", "", {"waves": [w1, w2]}),
-        ("rollout.wave.start", "/w1", {"hosts": w1}),
-        (
-            "rollout.wave.end",
-            "/w1",
-            {
-                "state": "done",
-                "halt": None,
-                "hosts": {"h01": "patched"},
-                "states": {"patched": 1},
-                "verified": {"h01": "ok"},
-                "rollback": {},
-            },
-        ),
+        *clean_wave_records(1, w1),  # w1 == ["h01"]
         ("rollout.wave.start", "/w2", {"hosts": w2}),
         (
             "rollout.wave.end",

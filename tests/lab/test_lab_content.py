@@ -6,6 +6,7 @@ Runs its own lab instance (content-<pid>) with three hosts: h01 apt, h02 dnf, h0
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import shutil
@@ -177,38 +178,40 @@ def test_apt_refuses_a_tampered_index(lab, content):
     sh(lab, "h01", *APT_GET, "update")
 
 
-def test_dnf_refuses_tampered_metadata(lab, content):
-    fresh(lab, "h02")
+@contextlib.contextmanager
+def forged_rpm_primary(content):
+    """Until the block ends, the rpm repository's primary metadata claims labdemo 1.9 while repomd.xml (which
+    carries its checksum) stays as signed."""
     primary = next((content.repo.rpm / "repodata").glob("*-primary.xml.gz"))
     good = primary.read_bytes()
     try:
         xml = gzip.decompress(good).decode().replace('ver="1.1"', 'ver="1.9"')
         primary.write_bytes(gzip.compress(xml.encode(), mtime=0))
+        yield
+    finally:
+        primary.write_bytes(good)
+
+
+def test_dnf_refuses_tampered_metadata(lab, content):
+    fresh(lab, "h02")
+    with forged_rpm_primary(content):
         # repomd.xml is unchanged, so a host with cached metadata would not fetch primary again
         sh(lab, "h02", "dnf", "-q", "clean", "all")
         made = sh(lab, "h02", "dnf", "-y", "--refresh", "makecache", check=False)
         assert made.returncode != 0
         assert "checksum doesn't match" in made.stderr
-    finally:
-        primary.write_bytes(good)
     sh(lab, "h02", "dnf", "-y", "-q", "--refresh", "makecache")
 
 
 def test_zypper_refuses_tampered_metadata(lab, content):
     fresh(lab, "h03")
-    primary = next((content.repo.rpm / "repodata").glob("*-primary.xml.gz"))
-    good = primary.read_bytes()
-    try:
-        xml = gzip.decompress(good).decode().replace('ver="1.1"', 'ver="1.9"')
-        primary.write_bytes(gzip.compress(xml.encode(), mtime=0))
+    with forged_rpm_primary(content):
         sh(lab, "h03", *ZYPPER, "clean", "--all")
         refreshed = sh(lab, "h03", "zypper", "--non-interactive", "refresh", "--force", check=False)
         assert refreshed.returncode != 0
         assert "has wrong checksum" in refreshed.stdout + refreshed.stderr
         listed = sh(lab, "h03", "zypper", "--non-interactive", "list-updates", check=False)
         assert "1.9" not in listed.stdout
-    finally:
-        primary.write_bytes(good)
     sh(lab, "h03", "zypper", "--non-interactive", "--quiet", "refresh", "--force")
 
 
