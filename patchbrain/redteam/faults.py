@@ -169,6 +169,31 @@ def drop_ssh(lab: Any, host: str) -> None:
               "comment", _SSH_DROP_TAG)  # fmt: skip
 
 
+# An apt hook on the SSH victim: its install waits before dpkg runs until the drop rule is in the host's
+# firewall, stays in progress while the link is cut, and gives up once the rule is gone again (after Ansible
+# gave up on the host): the link is always cut during the install and nothing is installed. Without it the
+# cut races the install, and an install that wins leaves a host the resume rightly finds patched.
+HOLD_INSTALL_FILE = "/etc/apt/apt.conf.d/00pb-faults-hold-install"
+HOLD_INSTALL = (
+    'DPkg::Pre-Invoke {"dropped() { nft list chain inet filter input 2>/dev/null | grep -q '
+    + _SSH_DROP_TAG
+    + "; }; i=0; until dropped || [ $i -gt 3000 ]; do i=$((i+1)); sleep 0.2; done; "
+    + "while dropped && [ $i -lt 9000 ]; do i=$((i+1)); sleep 0.2; done; "
+    + 'echo pb-faults: SSH was cut during the install, abandoned >&2; exit 1";};\n'
+)
+
+
+def hold_install_until_cut(lab: Any, host: str) -> None:
+    """Hold `host`'s next apt install until `drop_ssh` cut its link and `restore_ssh` ended the cut, then
+    fail it (nothing installed)."""
+    lab.exec(host, ["sh", "-c", 'printf %s "$1" > "$0"', HOLD_INSTALL_FILE, HOLD_INSTALL], check=True)
+
+
+def release_install_hold(lab: Any, host: str) -> None:
+    """Remove what `hold_install_until_cut` put on `host`."""
+    lab.exec(host, ["rm", "-f", HOLD_INSTALL_FILE], check=True)
+
+
 def restore_ssh(lab: Any, host: str) -> None:
     """Remove what `drop_ssh` inserted."""
     for line in _host_nft(lab, host, "-a", "list", "chain", "inet", "filter", "input").splitlines():
@@ -803,6 +828,14 @@ def _bad_wave(ctx: Context, lab: Any, version: str) -> list[Check]:
     with small_disk(lab, full, ctx.workdir, lambda: lab.up(FLEET)):
         left = fill_disk(lab, full)
         notes[full].append(Evidence("note", f"{full}: its disk filled from inside, {left} KiB left on /"))
+        hold_install_until_cut(lab, drops)
+        notes[drops].append(
+            Evidence(
+                "note",
+                f"{drops}: its apt install held before dpkg while SSH is cut, then abandoned "
+                f"({HOLD_INSTALL_FILE})",
+            )
+        )
         # the rollout runs here (a defence switched off by the red-team hook applies to it); the faults are
         # injected from another thread as the rollout reaches them
         pre_dir = wave_dir(plan.plan_id, 2) / f"{plan.plan_id}-w2-preflight"
@@ -881,6 +914,7 @@ def _bad_wave(ctx: Context, lab: Any, version: str) -> list[Check]:
         # the repairs: the dead host boots with its disk as it was, the link is back, space is freed
         lab.up(FLEET)
         free_disk(lab, full)
+        release_install_hold(lab, drops)
         try:
             resumed = _rollout(lab, plan, path, store, resume=True)
         except Exception as exc:  # a resume that refuses is judged below, with the reason
