@@ -40,11 +40,16 @@ lint: setup
 	  $(BIN)/yamllint -s . ; \
 	  $(BIN)/ansible-lint -q'
 
+# Two pytest-xdist workers (the CI machine has 2 cores). Lab tests go a module per worker at a time
+# (module fleets are made once), longest modules first (tests/lab/conftest.py); each worker brings up
+# its own session lab and keeps its own store.
+WORKERS ?= 2
+
 unit: setup
-	@$(TIMED) unit $(PYTEST) tests/unit -m "not lab" --durations=15
+	@$(TIMED) unit $(PYTEST) tests/unit -m "not lab" -n $(WORKERS) --durations=15
 
 lab: setup
-	@$(TIMED) lab $(PYTEST) tests/lab -m lab --durations=40
+	@$(TIMED) lab $(PYTEST) tests/lab -m lab -n $(WORKERS) --dist loadfile --no-loadscope-reorder --durations=40
 
 # Every Molecule scenario (molecule/*/molecule.yml) on lab hosts; shared settings in .config/molecule/config.yml.
 molecule: setup

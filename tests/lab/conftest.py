@@ -1,8 +1,9 @@
 """The lab fleet for tests: one instance per pytest session, every host reset before each test uses it.
 
-The instance is named `t<pid>` (or $PATCHBRAIN_TEST_LAB), so concurrent sessions never share or tear
-down each other's hosts. Tests that need namespaces of their own (down --all, subnet conflicts) run in a
-sandbox: fresh network, mount and pid namespaces, where nothing of the machine's is visible.
+The instance is named `t<pid>` (or $PATCHBRAIN_TEST_LAB, with `-gw0`, `-gw1`... under pytest-xdist), so
+concurrent sessions and workers never share or tear down each other's hosts. Tests that need namespaces of
+their own (down --all, subnet conflicts) run in a sandbox: fresh network, mount and pid namespaces, where
+nothing of the machine's is visible.
 """
 
 from __future__ import annotations
@@ -26,10 +27,41 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # lab_helpers, as tests/unit does
 
 
+# The longest modules go first (2026-11-27, two workers: the red-team safety module took about 13 minutes
+# of a worker's time, the node module about 9, each of the others 4 or less). `make lab` runs two workers
+# with `--dist loadfile --no-loadscope-reorder`, so each worker starts on one of them and the short modules
+# fill in around them; xdist's own order (most tests first) left the longest for last.
+LONGEST_FIRST = (
+    "test_redteam_safety_lab.py",
+    "test_nodes_lab.py",
+    "test_faults_lab.py",
+    "test_posture_lab.py",
+    "test_safety_lab.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put LONGEST_FIRST's modules first, in that order; every other test keeps its place (stable sort)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker gets a store of its own: rollout locks and journals are keyed by host
+    name, and every worker's session lab names its hosts h01.. (lab records and keys stay shared)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and not os.environ.get("PATCHBRAIN_DB"):
+        from patchbrain.config import state_dir
+
+        os.environ["PATCHBRAIN_DB"] = str(state_dir() / f"test-{worker}.db")
+
+
 @pytest.fixture(scope="session")
 def lab_fleet() -> Iterator[Lab]:
     """One fleet of LAB_HOSTS hosts for the whole session, torn down at the end."""
-    lab = Lab(os.environ.get("PATCHBRAIN_TEST_LAB") or f"t{os.getpid() % 100000}")
+    name = os.environ.get("PATCHBRAIN_TEST_LAB")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    lab = Lab(f"{name}-{worker}" if name and worker else name or f"t{os.getpid() % 100000}")
     try:
         lab.up(LAB_HOSTS)
         lab.fresh = True  # type: ignore[attr-defined]
