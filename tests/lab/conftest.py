@@ -100,7 +100,7 @@ def sandbox(tmp_path: Path):
     return run
 
 
-_STDIN_LEFT_NONBLOCKING: list[str] = []
+STDIN_MARK = ("stdin_left_nonblocking", True)  # a user property: it reaches the controller under xdist
 
 
 @pytest.fixture(autouse=True)
@@ -114,12 +114,12 @@ def _stdin_stays_blocking(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     if not blocking:
         os.set_blocking(0, True)
-        _STDIN_LEFT_NONBLOCKING.append(request.node.nodeid)
+        request.node.user_properties.append(STDIN_MARK)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say which tests left stdin non-blocking (restored after each)."""
-    if _STDIN_LEFT_NONBLOCKING:
-        terminalreporter.write_line(
-            "stdin was left non-blocking (and restored) after: " + ", ".join(_STDIN_LEFT_NONBLOCKING)
-        )
+    """Say which tests left stdin non-blocking (restored after each), from every worker's reports."""
+    reports = [r for reps in terminalreporter.stats.values() for r in reps]
+    names = sorted({r.nodeid for r in reports if STDIN_MARK in getattr(r, "user_properties", ())})
+    if names:
+        terminalreporter.write_line("stdin was left non-blocking (and restored) after: " + ", ".join(names))
