@@ -25,6 +25,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -250,6 +251,16 @@ def plan_slices(hosts: Sequence[str], cfg: NodeConfig, forks: int) -> list[Slice
     return out
 
 
+def _accepts_connections(path: Path) -> bool:
+    """True once a Unix socket is listening: ssh-agent binds (the file appears) before it listens."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
+    return True
+
+
 class SshAgent:
     """A private ssh-agent holding the target key for one slice; killed (by its pid) on close.
 
@@ -276,7 +287,7 @@ class SshAgent:
         )
         try:
             deadline = time.monotonic() + 30
-            while not self.socket.exists():
+            while not _accepts_connections(self.socket):  # the socket file exists before listen()
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise EnvironmentProblem("ssh-agent did not start")
                 time.sleep(0.05)
